@@ -1,0 +1,53 @@
+"""Message models (pydantic v2, strict) and their orjson codecs, one module per topic family."""
+
+from loglytics.schemas.base import SCHEMA_VERSION, DecodeError, Record
+from loglytics.schemas.deadletter import DeadLetter
+from loglytics.schemas.findings import (
+    SEVERITIES,
+    Evidence,
+    Finding,
+    Severity,
+    Signal,
+    finding_id,
+)
+from loglytics.schemas.llm import (
+    TASKS,
+    ErrorInfo,
+    LLMRequest,
+    LLMResponse,
+    LLMStreamChunk,
+    TokenUsage,
+)
+from loglytics.schemas.logs import BatchEvent, LogBatch, LogEvent
+from loglytics.schemas.tenants import TenantRecord, hash_api_key, new_api_key
+from loglytics.schemas.usage import UsageRecord
+from loglytics.schemas.windows import NumericStats, TemplateCount, WindowDigest
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "SEVERITIES",
+    "TASKS",
+    "BatchEvent",
+    "DeadLetter",
+    "DecodeError",
+    "ErrorInfo",
+    "Evidence",
+    "Finding",
+    "LLMRequest",
+    "LLMResponse",
+    "LLMStreamChunk",
+    "LogBatch",
+    "LogEvent",
+    "NumericStats",
+    "Record",
+    "Severity",
+    "Signal",
+    "TemplateCount",
+    "TenantRecord",
+    "TokenUsage",
+    "UsageRecord",
+    "WindowDigest",
+    "finding_id",
+    "hash_api_key",
+    "new_api_key",
+]

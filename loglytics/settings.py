@@ -1,0 +1,129 @@
+"""The one settings object: every knob comes from the environment (or `.env`).
+
+Why one typed object: a bad value must fail at start with the variable's name,
+not deep inside an agent an hour later. Empty service addresses mean "use the
+embedded stack", whose addresses `loglytics stack up` records in a state file
+that `Settings.resolved()` reads.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+
+import orjson
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Tier = Literal["free", "pro"]
+TIERS: tuple[Tier, ...] = ("free", "pro")
+
+
+class SettingsError(ValueError):
+    """A configuration value is invalid; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """Configuration read from environment variables (names are the upper-case field names)."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    # Services: empty means "embedded".
+    kafka_bootstrap_servers: str = ""
+    clickhouse_dsn: str = "chdb:///./.loglytics/clickhouse"
+    ollama_base_url: str = ""
+    ollama_model: str = "llama3.2:3b"
+    vllm_base_url: str = ""
+    vllm_model: str = "meta-llama/Llama-4-Maverick-17B-128E-Instruct"
+    vllm_api_key: str = ""
+    llamacpp_base_url: str = ""
+    llamacpp_model: str = "smollm2-135m-instruct"
+
+    # Tier quotas (product brief defaults).
+    free_tokens_per_month: int = Field(100_000, ge=0)
+    free_calls_per_day: int = Field(1_000, ge=0)
+    pro_tokens_per_month: int = Field(1_000_000, ge=0)
+    pro_calls_per_day: int = Field(10_000, ge=0)
+
+    # Windows.
+    window_seconds: float = Field(60.0, gt=0)
+    allowed_lateness_seconds: float = Field(10.0, ge=0)
+    window_idle_close_seconds: float = Field(5.0, gt=0)
+    future_tolerance_seconds: float = Field(300.0, gt=0)
+    max_line_bytes: int = Field(65_536, gt=0)
+
+    # Worker.
+    app_id: str = "loglytics"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(6066, ge=0, le=65535)
+    topic_partitions: int = Field(4, ge=1)
+    broker_session_timeout: float = Field(10.0, gt=0)
+    state_dir: Path = Path(".loglytics")
+
+    # LLM economy.
+    llm_timeout_seconds: float = Field(60.0, gt=0)
+    llm_max_tokens: int = Field(384, gt=0)
+    llm_cache_size: int = Field(1024, ge=0)
+    llm_cache_ttl_seconds: float = Field(3600.0, ge=0)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("clickhouse_dsn")
+    @classmethod
+    def _dsn(cls, value: str) -> str:
+        if not value.startswith(("chdb://", "http://", "https://")):
+            raise ValueError("must start with chdb://, http:// or https://")
+        return value
+
+    @property
+    def stack_file(self) -> Path:
+        return self.state_dir / "stack.json"
+
+    @property
+    def embedded_kafka(self) -> bool:
+        return not self.kafka_bootstrap_servers
+
+    def tier_limits(self, tier: Tier) -> tuple[int, int]:
+        """(tokens per month, calls per day) for a tier."""
+        if tier == "pro":
+            return self.pro_tokens_per_month, self.pro_calls_per_day
+        return self.free_tokens_per_month, self.free_calls_per_day
+
+    def resolved(self) -> Settings:
+        """Fill empty service addresses from the running embedded stack, if any."""
+        if not self.stack_file.exists():
+            return self
+        try:
+            state = orjson.loads(self.stack_file.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return self
+        updates: dict[str, object] = {}
+        if not self.kafka_bootstrap_servers and state.get("kafka"):
+            updates["kafka_bootstrap_servers"] = state["kafka"]
+        if not self.llamacpp_base_url and state.get("llamacpp"):
+            updates["llamacpp_base_url"] = state["llamacpp"]
+        return self.model_copy(update=updates) if updates else self
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning a validation error into one that names the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+        )
+        raise SettingsError(f"invalid configuration: {problems}") from None
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process's settings, resolved against the embedded stack once."""
+    return load_settings().resolved()
