@@ -1,0 +1,126 @@
+"""Value types shared by the miner, its callers and its persistence layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Match", "MinerConfig", "TemplateState"]
+
+
+@dataclass(frozen=True)
+class MinerConfig:
+    """Tunables of :class:`~loglytics.mining.miner.TemplateMiner`.
+
+    The defaults are the single configuration evaluated on all LogHub systems;
+    nothing in them is specific to one log source.
+    """
+
+    similarity_threshold: float = 0.5
+    """Minimum fraction of equal tokens for a line to join an existing template."""
+    max_templates: int = 1000
+    """Live templates kept per miner; the least recently seen one is evicted."""
+    max_depth: int = 2
+    """Leading tokens (after the token count) used to route a line in the tree."""
+    max_shape_cache: int = 50_000
+    """Masked shapes remembered so a repeated shape costs one dict lookup."""
+    max_line_cache: int = 50_000
+    """Exact raw lines remembered so a repeated line skips masking too."""
+    max_aliases: int = 100_000
+    """Redirects kept from merged template ids to their survivors."""
+    max_tombstones: int = 10_000
+    """Evicted/merged templates kept for :meth:`export_dirty` until exported."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.similarity_threshold <= 1.0:
+            raise ValueError("similarity_threshold must be within [0, 1]")
+        for name in (
+            "max_templates",
+            "max_shape_cache",
+            "max_line_cache",
+            "max_aliases",
+            "max_tombstones",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.max_depth < 0:
+            raise ValueError("max_depth must be >= 0")
+
+
+@dataclass(frozen=True)
+class Match:
+    """Result of mining one line.
+
+    ``params`` line up with the ``<*>`` placeholders of ``template``: masked
+    values verbatim (``"523"``) and, where the tree generalised a whole token,
+    that token's original text.
+    """
+
+    template_id: str
+    template: str
+    is_new: bool
+    params: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TemplateState:
+    """Persistable snapshot of one template (a changelog-table value).
+
+    ``route`` and ``serial`` let :meth:`TemplateMiner.restore` rebuild the
+    exact tree (leaf and candidate order) so a restored miner takes the same
+    decisions; ``seq`` restores the least-recently-seen order used for
+    eviction.  ``merged_into`` marks a template folded into another one (its id
+    becomes an alias); ``evicted`` marks a template dropped by the size cap.
+    Consumers of a changelog should delete the key for either marker.
+    """
+
+    template_id: str
+    template: str
+    tokens: tuple[str, ...]
+    count: int
+    first_seen: float
+    last_seen: float
+    route: tuple[str, ...] = ()
+    serial: int = 0
+    seq: int = 0
+    merged_into: str | None = None
+    evicted: bool = False
+
+    @property
+    def alive(self) -> bool:
+        """Whether the template still exists in the miner."""
+        return self.merged_into is None and not self.evicted
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (tuples become lists)."""
+        return {
+            "template_id": self.template_id,
+            "template": self.template,
+            "tokens": list(self.tokens),
+            "count": self.count,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "route": list(self.route),
+            "serial": self.serial,
+            "seq": self.seq,
+            "merged_into": self.merged_into,
+            "evicted": self.evicted,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TemplateState:
+        """Inverse of :meth:`to_dict`; optional fields may be missing."""
+        merged = data.get("merged_into")
+        return cls(
+            template_id=str(data["template_id"]),
+            template=str(data["template"]),
+            tokens=tuple(str(t) for t in data["tokens"]),
+            count=int(data["count"]),
+            first_seen=float(data["first_seen"]),
+            last_seen=float(data["last_seen"]),
+            route=tuple(str(t) for t in data.get("route", ())),
+            serial=int(data.get("serial", 0)),
+            seq=int(data.get("seq", 0)),
+            merged_into=None if merged is None else str(merged),
+            evicted=bool(data.get("evicted", False)),
+        )
