@@ -151,7 +151,7 @@ _LAYOUTS: Final[tuple[Layout, ...]] = (
         + _HMS
         + r")"
         + _FRAC
-        + r"\s?(?P<tz>Z|[+-]\d\d(?::?\d\d)?)?\]?"
+        + r"(?:\s?(?P<tz>Z|[+-]\d\d(?::?\d\d)?))?\]?"
         r"(?:\s+[\[(]?" + _LVL_ANYCASE + r"[\])]?:?(?=\s|$))?\s*(?P<message>.*)",
         iso_seconds,
         LevelSource.FIELD,

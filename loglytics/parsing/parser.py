@@ -17,6 +17,11 @@ from loglytics.parsing.timestamps import TimestampCache
 # One line can be ambiguous (a log4j line whose thread name has odd brackets
 # only fits the generic ``iso`` layout); a short vote makes the choice robust.
 PROBE_LINES: Final = 8
+# Consecutive lines that must fit another layout (and not the current one)
+# before the parser switches. Switching on a single odd line would be costly:
+# a generic layout such as ``iso`` also fits every later log4j line, so the
+# parser would never come back and components would be lost for good.
+SWITCH_AFTER: Final = 3
 
 
 def raw_line(line: str) -> ParsedLine:
@@ -34,7 +39,7 @@ class LineParser:
     that fit nothing come back as ``format="raw"``; :meth:`parse` never raises.
     """
 
-    __slots__ = ("_cache", "_forced", "_layout", "_probe", "_votes")
+    __slots__ = ("_cache", "_forced", "_layout", "_misses", "_probe", "_votes")
 
     def __init__(
         self,
@@ -60,6 +65,7 @@ class LineParser:
             self._forced = True
         self._probe = 0 if self._forced else PROBE_LINES
         self._votes: Counter[str] = Counter()
+        self._misses = 0
 
     @property
     def format(self) -> str | None:
@@ -73,9 +79,12 @@ class LineParser:
         if layout is not None and not self._probe:
             parsed = layout.parse(line, self._cache)
             if parsed is not None:
+                if self._misses:
+                    self._misses = 0
                 return parsed
             if self._forced:
                 return raw_line(line)
+            return self._redetect(line)
         return self._detect(line)
 
     def parse_many(self, lines: Sequence[str]) -> list[ParsedLine]:
@@ -83,24 +92,39 @@ class LineParser:
         parse = self.parse
         return [parse(line) for line in lines]
 
-    def _detect(self, line: str) -> ParsedLine:
-        """Try every layout in order; adopt the winner (or the probe-vote leader)."""
+    def _first_match(self, line: str) -> tuple[ParsedLine, Layout | None]:
+        """Parse with the first layout in detection order that fits, else as raw."""
         cache = self._cache
         for layout in DETECTION_ORDER:
             parsed = layout.parse(line, cache)
-            if parsed is None:
-                continue
-            if self._probe:
-                self._probe -= 1
-                self._votes[layout.name] += 1
-                best = self._votes.most_common(1)[0][0]
-                self._layout = FORMATS[best]
-                if not self._probe:
-                    self._votes.clear()
-            else:
+            if parsed is not None:
+                return parsed, layout
+        return raw_line(line), None
+
+    def _detect(self, line: str) -> ParsedLine:
+        """Probe phase: full detection per line; the layout seen most often wins."""
+        parsed, layout = self._first_match(line)
+        if layout is not None:
+            self._probe -= 1
+            self._votes[layout.name] += 1
+            self._layout = FORMATS[self._votes.most_common(1)[0][0]]
+            if not self._probe:
+                self._votes.clear()
+        return parsed
+
+    def _redetect(self, line: str) -> ParsedLine:
+        """The current layout missed: parse this line by detection, switch if it keeps missing.
+
+        Lines no layout fits (stack traces, wrapped text) neither count nor reset
+        the miss streak, so a source that changed format mid-stream still switches.
+        """
+        parsed, layout = self._first_match(line)
+        if layout is not None:
+            self._misses += 1
+            if self._misses >= SWITCH_AFTER:
                 self._layout = layout
-            return parsed
-        return raw_line(line)
+                self._misses = 0
+        return parsed
 
 
 def parse_line(line: str) -> ParsedLine:
