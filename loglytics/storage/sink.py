@@ -1,0 +1,379 @@
+"""`ClickHouseSink`: batched, retrying, never-blocking writes from async agents.
+
+Why this shape:
+
+* Agents run on one event loop; a ClickHouse insert (HTTP round trip, or chdb
+  doing real work in-process) must never run on it. ``add_*`` only appends to an
+  in-memory buffer; a background task writes via ``asyncio.to_thread``.
+* Nothing is dropped: a failed batch stays queued and is retried with capped,
+  jittered exponential backoff until it lands or ``stop`` gives up (and says how
+  many rows are still pending).
+* Nothing is duplicated: once rows are cut into a batch, that batch is retried
+  as-is with the same ``insert_deduplication_token``, so a batch that actually
+  landed before its acknowledgement was lost is dropped by the server; on top of
+  that every table is a ReplacingMergeTree keyed by the row's identity.
+* Bounded memory, by backpressure: when ``rows_pending`` reaches
+  ``max_pending_rows``, ``add_*`` raises `SinkFullError` without enqueuing
+  anything (all or nothing per call). Producers that can wait call
+  ``await sink.wait_capacity()`` first; it returns once the writer drained below
+  the cap. Raising rather than blocking keeps ``add_*`` synchronous and cheap and
+  lets a Kafka consumer stop fetching instead of buffering without limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import orjson
+from pydantic import BaseModel, Field
+
+from loglytics.schemas import Finding, TenantRecord, UsageRecord, WindowDigest
+from loglytics.storage.schema import (
+    FINDINGS_COLUMNS,
+    TEMPLATES_COLUMNS,
+    TENANTS_COLUMNS,
+    USAGE_COLUMNS,
+    WINDOW_STATS_COLUMNS,
+    WINDOWS_COLUMNS,
+)
+
+__all__ = [
+    "ClickHouseSink",
+    "Inserter",
+    "SinkError",
+    "SinkFullError",
+    "TemplateRow",
+    "finding_row",
+    "to_datetime",
+]
+
+log = logging.getLogger(__name__)
+
+Row = tuple[Any, ...]
+
+_COLUMNS: dict[str, tuple[str, ...]] = {
+    "findings": FINDINGS_COLUMNS,
+    "window_stats": WINDOW_STATS_COLUMNS,
+    "windows": WINDOWS_COLUMNS,
+    "templates": TEMPLATES_COLUMNS,
+    "llm_usage": USAGE_COLUMNS,
+    "tenants": TENANTS_COLUMNS,
+}
+
+
+class Inserter(Protocol):
+    """What the sink needs of a client (a clickhouse-connect `Client` satisfies it)."""
+
+    def insert(
+        self,
+        table: str | None = None,
+        data: Sequence[Sequence[Any]] | None = None,
+        column_names: str | Sequence[str] | None = "*",
+        database: str | None = None,
+        column_types: Any = None,
+        column_type_names: Sequence[str] | None = None,
+        column_oriented: bool = False,
+        settings: dict[str, Any] | None = None,
+        context: Any = None,
+        transport_settings: dict[str, str] | None = None,
+    ) -> Any: ...
+
+
+class SinkError(RuntimeError):
+    """The sink could not write everything in time; ``pending`` rows are still queued."""
+
+    def __init__(self, message: str, pending: int) -> None:
+        super().__init__(message)
+        self.pending = pending
+
+
+class SinkFullError(SinkError):
+    """``rows_pending`` reached the cap: wait (``await sink.wait_capacity()``) and retry."""
+
+
+class TemplateRow(BaseModel):
+    """A template's cumulative state for the ``templates`` table (latest ``last_seen`` wins).
+
+    ``count`` is the total since ``first_seen``, not a per-window delta: the table
+    replaces rather than sums, so a replayed snapshot cannot inflate it.
+    """
+
+    tenant: str = Field(max_length=64)
+    source: str = Field(max_length=64)
+    template_id: str
+    template: str
+    level: str = "UNKNOWN"
+    first_seen: float
+    last_seen: float
+    count: int = Field(ge=0)
+
+
+def to_datetime(ts: float) -> datetime:
+    """Epoch seconds to an aware UTC datetime (what DateTime64(3, 'UTC') columns take)."""
+    return datetime.fromtimestamp(ts, tz=UTC)
+
+
+def finding_row(f: Finding) -> Row:
+    return (
+        f.tenant, f.finding_id, f.source, to_datetime(f.window_start), to_datetime(f.window_end),
+        f.kind, f.category, f.severity, f.title, f.summary,
+        orjson.dumps(f.evidence.model_dump(mode="json")).decode(), list(f.recommendations),
+        f.confidence, f.model_used, max(0, f.tokens_used), f.latency_ms,
+        to_datetime(f.created_at), f.schema_version,
+    )  # fmt: skip
+
+
+def _window_rows(d: WindowDigest) -> tuple[list[Row], Row]:
+    start, end = to_datetime(d.window_start), to_datetime(d.window_end)
+    new_ids = set(d.new_template_ids)
+    stats = [
+        (d.tenant, d.source, start, end, t.template_id, t.template, max(0, t.count), t.level,
+         t.new or t.template_id in new_ids, d.line_count)
+        for t in d.templates
+    ]  # fmt: skip
+    levels = {k: max(0, v) for k, v in d.level_counts.items()}
+    total = (
+        d.tenant, d.source, start, end, d.line_count, levels, len(d.templates), len(new_ids),
+        d.flagged_lines, d.closed_by,
+    )  # fmt: skip
+    return stats, total
+
+
+def _usage_row(u: UsageRecord) -> Row:
+    return (
+        u.tenant, to_datetime(u.ts), u.request_id, u.tier, u.task, u.provider, u.model,
+        u.prompt_tokens, u.completion_tokens, u.estimated, u.cached, u.latency_ms,
+    )  # fmt: skip
+
+
+@dataclass
+class _Batch:
+    """Rows cut for one insert; retried unchanged so its dedup token stays valid."""
+
+    table: str
+    rows: list[Row]
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    attempts: int = 0
+
+
+class ClickHouseSink:
+    """Buffered writer for all storage tables; see the module docstring for guarantees."""
+
+    def __init__(
+        self,
+        client: Inserter,
+        *,
+        flush_interval_ms: int = 1000,
+        max_batch_rows: int = 5000,
+        max_pending_rows: int = 500_000,
+        retry_base_s: float = 0.2,
+        retry_max_s: float = 30.0,
+    ) -> None:
+        if flush_interval_ms <= 0 or max_batch_rows <= 0 or max_pending_rows <= 0:
+            raise ValueError("flush_interval_ms, max_batch_rows and max_pending_rows must be > 0")
+        self._client = client
+        self._interval = flush_interval_ms / 1000
+        self._max_batch = max_batch_rows
+        self._cap = max_pending_rows
+        self._retry_base = retry_base_s
+        self._retry_max = retry_max_s
+        self._buffers: dict[str, list[Row]] = {table: [] for table in _COLUMNS}
+        self._buffered = 0
+        self._batches: deque[_Batch] = deque()
+        self._write_lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._task: asyncio.Task[None] | None = None
+        self._retry_at = 0.0  # monotonic time before which the writer should not retry
+        self._consecutive_failures = 0
+        self.rows_written = 0
+        self.failures = 0
+        self.last_error: str | None = None
+
+    # -- counters -------------------------------------------------------------------------
+
+    @property
+    def rows_pending(self) -> int:
+        """Rows accepted but not yet written (buffered plus cut into batches)."""
+        return self._buffered + sum(len(b.rows) for b in self._batches)
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the background writer (idempotent)."""
+        if not self.running:
+            self._task = asyncio.create_task(self._run(), name="clickhouse-sink")
+
+    async def stop(self, timeout: float | None = 30.0) -> None:
+        """Stop the writer after flushing; raises `SinkError` if rows remain after ``timeout``."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.flush(timeout=timeout)
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Write everything accepted so far, retrying with backoff until done or ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.rows_pending:
+            if await self._write_pending(force=True):
+                continue
+            delay = max(0.0, self._retry_at - time.monotonic())
+            if deadline is not None and time.monotonic() + delay > deadline:
+                raise SinkError(
+                    f"flush timed out with {self.rows_pending} rows pending "
+                    f"(last error: {self.last_error})",
+                    self.rows_pending,
+                )
+            await asyncio.sleep(delay)
+
+    async def wait_capacity(self, timeout: float | None = None) -> None:
+        """Wait until ``rows_pending`` is below the cap (the backpressure hook for producers)."""
+        if self.rows_pending >= self._cap and not self.running:
+            raise SinkError("sink is full and not started: nothing drains it", self.rows_pending)
+        async with asyncio.timeout(timeout):
+            while self.rows_pending >= self._cap:
+                self._wake.set()
+                self._drained.clear()
+                await self._drained.wait()
+
+    # -- enqueue (synchronous, never blocks) ----------------------------------------------
+
+    def add_findings(self, findings: Iterable[Finding]) -> None:
+        self._enqueue({"findings": [finding_row(f) for f in findings]})
+
+    def add_window(self, digest: WindowDigest) -> None:
+        """One row per template into ``window_stats`` and one totals row into ``windows``."""
+        stats, total = _window_rows(digest)
+        self._enqueue({"window_stats": stats, "windows": [total]})
+
+    def add_templates(self, templates: Iterable[TemplateRow]) -> None:
+        rows = [
+            (t.tenant, t.source, t.template_id, t.template, t.level, to_datetime(t.first_seen),
+             to_datetime(t.last_seen), t.count)
+            for t in templates
+        ]  # fmt: skip
+        self._enqueue({"templates": rows})
+
+    def add_usage(self, usage: UsageRecord) -> None:
+        self._enqueue({"llm_usage": [_usage_row(usage)]})
+
+    def add_tenant(self, tenant: TenantRecord) -> None:
+        """Mirror a tenant without its key hashes (secrets stay in the tenants topic)."""
+        row = (tenant.tenant, tenant.tier, tenant.enabled, to_datetime(tenant.updated_at))
+        self._enqueue({"tenants": [row]})
+
+    def _enqueue(self, rows_by_table: dict[str, list[Row]]) -> None:
+        n = sum(len(rows) for rows in rows_by_table.values())
+        if n == 0:
+            return
+        if self.rows_pending >= self._cap:
+            raise SinkFullError(
+                f"ClickHouse sink holds {self.rows_pending} unwritten rows (cap {self._cap}); "
+                f"await wait_capacity() (last error: {self.last_error})",
+                self.rows_pending,
+            )
+        for table, rows in rows_by_table.items():
+            self._buffers[table].extend(rows)
+        self._buffered += n
+        if self._buffered >= self._max_batch:
+            self._wake.set()
+
+    # -- writing --------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._interval):
+                    await self._wake.wait()
+            self._wake.clear()
+            wait = self._retry_at - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            try:
+                await self._write_pending(force=False)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # never let the writer die; the error is counted and logged
+                log.exception("ClickHouse sink writer error")
+
+    def _cut_batches(self) -> None:
+        for table, rows in self._buffers.items():
+            for i in range(0, len(rows), self._max_batch):
+                self._batches.append(_Batch(table, rows[i : i + self._max_batch]))
+            rows.clear()
+        self._buffered = 0
+
+    async def _write_pending(self, *, force: bool) -> bool:
+        """Write queued batches in order; False at the first failure (backoff armed)."""
+        async with self._write_lock:
+            if not force and time.monotonic() < self._retry_at:
+                return False
+            self._cut_batches()
+            while self._batches:
+                batch = self._batches[0]
+                try:
+                    await self._insert_shielded(batch)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    batch.attempts += 1
+                    self.failures += 1
+                    self._consecutive_failures += 1
+                    self.last_error = f"{type(exc).__name__}: {exc}"[:500]
+                    delay = min(
+                        self._retry_max, self._retry_base * 2 ** (self._consecutive_failures - 1)
+                    )
+                    self._retry_at = time.monotonic() + delay * random.uniform(0.5, 1.0)
+                    log.warning(
+                        "ClickHouse insert into %s failed (attempt %d, %d rows pending): %s",
+                        batch.table, batch.attempts, self.rows_pending, self.last_error,
+                    )  # fmt: skip
+                    return False
+                self._batches.popleft()
+                self.rows_written += len(batch.rows)
+                self._consecutive_failures = 0
+                self._retry_at = 0.0
+                if self.rows_pending < self._cap:
+                    self._drained.set()
+            return True
+
+    async def _insert_shielded(self, batch: _Batch) -> None:
+        """Insert in a thread; if cancelled meanwhile, learn the outcome before re-raising.
+
+        A thread cannot be cancelled, so abandoning it would leave the batch queued
+        while its insert may still land; the next writer would then race it.
+        """
+        future = asyncio.ensure_future(asyncio.to_thread(self._insert, batch))
+        try:
+            await asyncio.shield(future)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await future
+                self._batches.popleft()
+                self.rows_written += len(batch.rows)
+            raise
+
+    def _insert(self, batch: _Batch) -> None:
+        self._client.insert(
+            batch.table,
+            batch.rows,
+            column_names=list(_COLUMNS[batch.table]),
+            settings={"insert_deduplication_token": batch.token, "async_insert": 0},
+        )
