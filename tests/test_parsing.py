@@ -138,6 +138,10 @@ def test_linux_level_is_canonical_without_level_field(parsed) -> None:
             ParsedLine(None, "WARN", "root", "disk almost full", "python_basic"),
         ),
         (
+            "991231 235959 7 WARN a.B: two-digit year pivots to 1999",
+            ParsedLine(946684799.0, "WARN", "a.B", "two-digit year pivots to 1999", "hdfs"),
+        ),
+        (
             "2015-10-18 18:01:47,978 ERROR org.apache.Foo: boom",
             ParsedLine(1445191307.978, "ERROR", "org.apache.Foo", "boom", "log4j"),
         ),

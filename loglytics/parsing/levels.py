@@ -24,44 +24,46 @@ CANONICAL_LEVELS: Final = (
 )
 UNKNOWN: Final = "UNKNOWN"
 
-_ALIASES: Final = {
-    "TRACE": "TRACE",
-    "FINEST": "TRACE",
-    "FINER": "TRACE",
-    "VERBOSE": "TRACE",
-    "DEBUG": "DEBUG",
-    "DBG": "DEBUG",
-    "FINE": "DEBUG",
-    "CONFIG": "DEBUG",
-    "D": "DEBUG",
-    "INFO": "INFO",
-    "INFORMATION": "INFO",
-    "INFORMATIONAL": "INFO",
-    "INF": "INFO",
-    "I": "INFO",
-    "NOTICE": "NOTICE",
-    "N": "NOTICE",
-    "WARN": "WARN",
-    "WARNING": "WARN",
-    "WRN": "WARN",
-    "W": "WARN",
-    "ERROR": "ERROR",
-    "ERR": "ERROR",
-    "E": "ERROR",
-    "SEVERE": "ERROR",
-    "FAILURE": "ERROR",
-    "CRITICAL": "CRITICAL",
-    "CRIT": "CRITICAL",
-    "ALERT": "CRITICAL",
-    "C": "CRITICAL",
-    "FATAL": "FATAL",
-    "EMERG": "FATAL",
-    "EMERGENCY": "FATAL",
-    "PANIC": "FATAL",
-    "F": "FATAL",
-    # Apache httpd 2.4's trace1..trace8 sub-levels.
-    **{f"TRACE{i}": "TRACE" for i in range(1, 9)},
-}
+_ALIASES: Final = MappingProxyType(
+    {
+        "TRACE": "TRACE",
+        "FINEST": "TRACE",
+        "FINER": "TRACE",
+        "VERBOSE": "TRACE",
+        "DEBUG": "DEBUG",
+        "DBG": "DEBUG",
+        "FINE": "DEBUG",
+        "CONFIG": "DEBUG",
+        "D": "DEBUG",
+        "INFO": "INFO",
+        "INFORMATION": "INFO",
+        "INFORMATIONAL": "INFO",
+        "INF": "INFO",
+        "I": "INFO",
+        "NOTICE": "NOTICE",
+        "N": "NOTICE",
+        "WARN": "WARN",
+        "WARNING": "WARN",
+        "WRN": "WARN",
+        "W": "WARN",
+        "ERROR": "ERROR",
+        "ERR": "ERROR",
+        "E": "ERROR",
+        "SEVERE": "ERROR",
+        "FAILURE": "ERROR",
+        "CRITICAL": "CRITICAL",
+        "CRIT": "CRITICAL",
+        "ALERT": "CRITICAL",
+        "C": "CRITICAL",
+        "FATAL": "FATAL",
+        "EMERG": "FATAL",
+        "EMERGENCY": "FATAL",
+        "PANIC": "FATAL",
+        "F": "FATAL",
+        # Apache httpd 2.4's trace1..trace8 sub-levels.
+        **{f"TRACE{i}": "TRACE" for i in range(1, 9)},
+    }
+)
 
 # Exact-spelling table for the hot path: one dict hit for the common spellings
 # (upper, lower, capitalised) instead of strip()+upper()+lookup per line.
@@ -91,7 +93,7 @@ _NUMERIC: Final = ((60, "FATAL"), (50, "ERROR"), (40, "WARN"), (30, "INFO"), (20
 # Only the head of a line is scanned: level words far into a long line are
 # message text, and it bounds the cost on pathological lines.
 _GUESS_SPAN: Final = 512
-_GUESS_WORDS: Final = [
+_GUESS_WORDS: Final = (
     "FATAL",
     "PANIC",
     "EMERG",
@@ -106,7 +108,7 @@ _GUESS_WORDS: Final = [
     "INFO",
     "DEBUG",
     "TRACE",
-]
+)
 
 
 def _guess_pattern(words: Sequence[str]) -> str:

@@ -37,6 +37,11 @@ def _epoch(year: int, month: int, day: int, hh: int, mm: int, ss: int) -> float 
     return float(calendar.timegm((year, month, day, hh, mm, ss, 0, 0, 0)))
 
 
+def two_digit_year(yy: int) -> int:
+    """POSIX ``%y`` pivot: 69-99 are 1969-1999, 00-68 are 2000-2068."""
+    return yy + (1900 if yy >= 69 else 2000)
+
+
 def iso_seconds(s: str, _year: int) -> float | None:
     """``YYYY-MM-DD?hh?mm?ss`` with any single-char separators (ISO, log4j, BGL)."""
     try:
@@ -54,7 +59,7 @@ def slash_seconds(s: str, _year: int) -> float | None:
         y, mo, d = date.split("/")
         year = int(y)
         if len(y) == 2:
-            year += 2000
+            year = two_digit_year(year)
         return _epoch(year, int(mo), int(d), int(clock[0:2]), int(clock[3:5]), int(clock[6:8]))
     except ValueError:
         return None
@@ -64,7 +69,12 @@ def compact_seconds(s: str, _year: int) -> float | None:
     """``yyMMdd HHmmss`` (Hadoop HDFS default)."""
     try:
         return _epoch(
-            2000 + int(s[0:2]), int(s[2:4]), int(s[4:6]), int(s[7:9]), int(s[9:11]), int(s[11:13])
+            two_digit_year(int(s[0:2])),
+            int(s[2:4]),
+            int(s[4:6]),
+            int(s[7:9]),
+            int(s[9:11]),
+            int(s[11:13]),
         )
     except ValueError:
         return None
