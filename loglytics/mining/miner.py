@@ -44,6 +44,15 @@ _Plan = tuple[_Op, ...] | None
 
 _new_match = object.__new__
 
+# Calendar words come from timestamps embedded in messages; two of them in
+# the same position are variable values, never the distinguishing word of
+# an event, so they generalise like masked tokens.
+_DATE_WORDS = frozenset(
+    "Mon Tue Wed Thu Fri Sat Sun Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec "
+    "Monday Tuesday Wednesday Thursday Friday Saturday Sunday January February "
+    "March April June July August September October November December".split()
+)
+
 
 def _make_match(template_id: str, template: str, is_new: bool, params: tuple[str, ...]) -> Match:
     """Build a :class:`Match` without the frozen-dataclass ``__init__``.
@@ -358,35 +367,109 @@ class TemplateMiner:
         return (str(len(tokens)), *(MARK if MARK in t else t for t in head))
 
     def _best(self, leaf: _Leaf, tokens: tuple[str, ...]) -> _Template | None:
+        """Template the tokens belong to as-is (no learning), if any."""
+        best, word_pos = self._select(leaf, tokens)
+        return best if word_pos < 0 else None
+
+    def _select(self, leaf: _Leaf, tokens: tuple[str, ...]) -> tuple[_Template | None, int]:
+        """Most similar template and the position of its one word conflict.
+
+        Returns ``(template, -1)`` for a template the tokens can join by plain
+        generalisation, ``(template, p)`` when they differ from it in exactly
+        one *word* position ``p`` (neither side masked there), or
+        ``(None, -1)``.  Joinable templates are preferred over word
+        conflicts; among equals the most similar, then the oldest, wins.
+        """
+        threshold = self.config.similarity_threshold
+        n = len(tokens) or 1
         best: _Template | None = None
-        best_sim = self.config.similarity_threshold
+        best_sim = -1.0
+        conflict: _Template | None = None
+        conflict_pos = -1
+        conflict_sim = -1.0
         for tmpl in leaf.templates:
-            sim = _similarity(tmpl.tokens, tokens)
-            if sim > best_sim or (best is None and sim >= best_sim):
-                best, best_sim = tmpl, sim
-        return best
+            same = 0
+            word_pos = -1
+            words = 0
+            for i, (want, got) in enumerate(zip(tmpl.tokens, tokens, strict=True)):
+                if want == got or want == MARK:
+                    same += 1
+                elif not (
+                    MARK in want or MARK in got or (want in _DATE_WORDS and got in _DATE_WORDS)
+                ):
+                    words += 1
+                    word_pos = i
+            sim = same / n
+            if sim < threshold or words > 1:
+                continue
+            if words == 0:
+                if sim > best_sim:
+                    best, best_sim = tmpl, sim
+            elif sim > conflict_sim:
+                conflict, conflict_pos, conflict_sim = tmpl, word_pos, sim
+        if best is not None:
+            return best, -1
+        return conflict, conflict_pos
 
     def _learn(self, tokens: tuple[str, ...], ts: float) -> tuple[_Template, bool]:
-        """Tree search; generalise the winner or create a new template."""
+        """Tree search; join (and generalise) a template or create one.
+
+        A conflict in a word position does not generalise immediately: the
+        line starts its own template (``VM Started`` vs ``VM Stopped`` are
+        usually different events) until the templates that differ only there
+        show more than ``word_values`` distinct words, at which point the
+        position is evidently a parameter (a user or host name) and they are
+        merged.
+        """
         key = self._route(tokens)
         leaf = self._leaves.get(key)
         if leaf is None:
             leaf = self._leaves[key] = _Leaf(key)
-        best = self._best(leaf, tokens)
-        if best is not None:
-            if best.tokens != tokens:
-                general = tuple(
-                    w if w == g else MARK for w, g in zip(best.tokens, tokens, strict=True)
-                )
-                if general != best.tokens:
-                    best.tokens = general
-                    best.text = " ".join(general)
-                    leaf.version += 1
-                    self._dirty[best.tid] = None
-                    self._absorb(best, leaf)
-            return best, False
-        tmpl = self._create(tokens, leaf, ts)
-        return tmpl, True
+        best, word_pos = self._select(leaf, tokens)
+        if best is not None and word_pos >= 0:
+            best = self._merge_word_variants(leaf, best, word_pos, tokens)
+        if best is None:
+            return self._create(tokens, leaf, ts), True
+        self._generalise(best, tokens)
+        return best, False
+
+    def _merge_word_variants(
+        self, leaf: _Leaf, base: _Template, pos: int, tokens: tuple[str, ...]
+    ) -> _Template | None:
+        """Merge the variants of ``base`` at ``pos`` once they are numerous."""
+        siblings = [
+            t
+            for t in leaf.templates
+            if MARK not in t.tokens[pos]
+            and all(
+                j == pos or a == b or MARK in a or MARK in b
+                for j, (a, b) in enumerate(zip(t.tokens, base.tokens, strict=True))
+            )
+        ]
+        values = {t.tokens[pos] for t in siblings}
+        values.add(tokens[pos])
+        if len(values) <= self.config.word_values:
+            return None
+        survivor = siblings[0]
+        for other in siblings[1:]:
+            self._generalise(survivor, other.tokens, absorb=False)
+        self._generalise(survivor, tokens, absorb=False)
+        self._absorb(survivor, leaf)
+        return survivor
+
+    def _generalise(self, tmpl: _Template, tokens: tuple[str, ...], absorb: bool = True) -> None:
+        """Widen ``tmpl`` to accept ``tokens``; merge what it then subsumes."""
+        if tmpl.tokens == tokens:
+            return
+        general = tuple(w if w == g else MARK for w, g in zip(tmpl.tokens, tokens, strict=True))
+        if general == tmpl.tokens:
+            return
+        tmpl.tokens = general
+        tmpl.text = " ".join(general)
+        tmpl.leaf.version += 1
+        self._dirty[tmpl.tid] = None
+        if absorb:
+            self._absorb(tmpl, tmpl.leaf)
 
     def _create(self, tokens: tuple[str, ...], leaf: _Leaf, ts: float) -> _Template:
         salt = 0

@@ -22,6 +22,8 @@ class MinerConfig:
     """Live templates kept per miner; the least recently seen one is evicted."""
     max_depth: int = 2
     """Leading tokens (after the token count) used to route a line in the tree."""
+    word_values: int = 4
+    """Distinct words a position may show before it is treated as a parameter."""
     max_shape_cache: int = 50_000
     """Masked shapes remembered so a repeated shape costs one dict lookup."""
     max_line_cache: int = 50_000
