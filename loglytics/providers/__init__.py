@@ -1,0 +1,52 @@
+"""The tier-aware LLM provider pool; every LLM call in the product goes through `LLMPool`."""
+
+from loglytics.providers.base import (
+    ChatRequest,
+    ChatResult,
+    HealthInfo,
+    Provider,
+    StreamDelta,
+    StreamEvent,
+)
+from loglytics.providers.breaker import CircuitBreaker, CircuitState
+from loglytics.providers.errors import (
+    InvalidOutput,
+    NoProviderAvailable,
+    PoolError,
+    ProviderError,
+    QuotaExceeded,
+    SchemaBoundsError,
+)
+from loglytics.providers.ollama import OllamaProvider
+from loglytics.providers.openai import OpenAIProvider
+from loglytics.providers.pool import LLMPool, PoolResult, PoolStreamEvent, RetryPolicy
+from loglytics.providers.quota import QuotaLedger, Reservation
+from loglytics.providers.structured import json_schema_for, parse_output, structured_output
+
+__all__ = [
+    "ChatRequest",
+    "ChatResult",
+    "CircuitBreaker",
+    "CircuitState",
+    "HealthInfo",
+    "InvalidOutput",
+    "LLMPool",
+    "NoProviderAvailable",
+    "OllamaProvider",
+    "OpenAIProvider",
+    "PoolError",
+    "PoolResult",
+    "PoolStreamEvent",
+    "Provider",
+    "ProviderError",
+    "QuotaExceeded",
+    "QuotaLedger",
+    "Reservation",
+    "RetryPolicy",
+    "SchemaBoundsError",
+    "StreamDelta",
+    "StreamEvent",
+    "json_schema_for",
+    "parse_output",
+    "structured_output",
+]

@@ -1,0 +1,85 @@
+"""The provider interface: one request/result shape for every backend.
+
+Why a Protocol of plain dataclasses: the pool must not care whether a reply
+came from Ollama's native API or an OpenAI-compatible server, and tests can
+stand in a fake by writing five methods, with no base class to inherit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from loglytics.schemas import TokenUsage
+
+Message = dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """One chat completion. `json_schema`, when set, constrains the reply (server-side)."""
+
+    messages: list[Message]
+    max_tokens: int
+    temperature: float = 0.0
+    seed: int | None = None
+    json_schema: dict[str, Any] | None = None
+    schema_name: str = "output"
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResult:
+    """A finished completion and what it cost. `finish_reason` "length" means truncated."""
+
+    text: str
+    usage: TokenUsage
+    provider: str
+    model: str
+    latency_ms: float
+    finish_reason: str = "stop"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamDelta:
+    """A piece of generated text, in order."""
+
+    text: str
+
+
+StreamEvent = StreamDelta | ChatResult
+"""What `Provider.stream` yields: deltas, then exactly one `ChatResult` (the whole text)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HealthInfo:
+    """A health probe's answer; `detail` says why not, or what is loaded."""
+
+    ok: bool
+    detail: str = ""
+    models: list[str] = field(default_factory=list)
+    latency_ms: float = 0.0
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """An LLM backend. Raises `ProviderError` (never bare httpx/ollama errors) on failure."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def max_parallel(self) -> int: ...
+
+    async def complete(self, req: ChatRequest) -> ChatResult: ...
+
+    def stream(self, req: ChatRequest) -> AsyncIterator[StreamEvent]: ...
+
+    async def health(self) -> HealthInfo: ...
+
+    async def models(self) -> list[str]: ...
+
+    async def aclose(self) -> None: ...
