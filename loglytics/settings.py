@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(4, ge=1)
     broker_session_timeout: float = Field(10.0, gt=0)
     state_dir: Path = Path(".loglytics")
+    # Set by `resolved()` when the broker is the embedded Tansu (one record per batch).
+    kafka_embedded: bool = False
 
     # LLM economy.
     llm_timeout_seconds: float = Field(60.0, gt=0)
@@ -107,6 +109,7 @@ class Settings(BaseSettings):
         updates: dict[str, object] = {}
         if not self.kafka_bootstrap_servers and state.get("kafka"):
             updates["kafka_bootstrap_servers"] = state["kafka"]
+            updates["kafka_embedded"] = True
         if not self.llamacpp_base_url and state.get("llamacpp"):
             updates["llamacpp_base_url"] = state["llamacpp"]
         return self.model_copy(update=updates) if updates else self

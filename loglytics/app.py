@@ -1,0 +1,46 @@
+"""The Faust app, configured from the one settings object.
+
+This is the only global mutable state in the package (Faust requires it).
+Agents, topics and tables register on it from their own modules; importing
+`loglytics.agents` registers them all.
+"""
+
+from __future__ import annotations
+
+import faust
+
+from loglytics.partitioning import CoPartitionedTable, tenant_partitioner
+from loglytics.settings import Settings, get_settings
+
+
+def create_app(settings: Settings) -> faust.App:
+    embedded = settings.embedded_kafka or settings.kafka_embedded
+    broker = settings.kafka_bootstrap_servers or "127.0.0.1:9092"
+    return faust.App(
+        settings.app_id,
+        broker=",".join(f"kafka://{b}" for b in broker.split(",")),
+        store="memory://",
+        autodiscover=False,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=1,
+        producer_partitioner=tenant_partitioner,
+        Table=CoPartitionedTable,
+        # Tansu answers ListOffsets(latest) with the last batch's base offset + 1,
+        # so changelog recovery stops early unless every batch holds one record.
+        producer_max_batch_size=1 if embedded else 16384,
+        producer_linger_ms=0 if embedded else 5,
+        broker_session_timeout=settings.broker_session_timeout,
+        broker_heartbeat_interval=min(3.0, settings.broker_session_timeout / 3),
+        broker_commit_interval=1.0,
+        consumer_auto_offset_reset="earliest",
+        stream_buffer_maxsize=16384,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        table_cleanup_interval=30.0,
+        logging_config=None,
+    )
+
+
+app: faust.App = create_app(get_settings())
