@@ -99,10 +99,10 @@ _V1 = (
         summary String,
         evidence String CODEC(ZSTD(3)),
         recommendations Array(String),
-        confidence Float32,
+        confidence Float64,
         model_used LowCardinality(String),
         tokens_used UInt32,
-        latency_ms Float32,
+        latency_ms Float64,
         created_at {_TS},
         schema_version UInt16,
         ingested_at {_TS} DEFAULT now64(3)
@@ -169,7 +169,7 @@ _V1 = (
         completion_tokens UInt32,
         estimated Bool,
         cached Bool,
-        latency_ms Float32
+        latency_ms Float64
     ) ENGINE = ReplacingMergeTree
     PARTITION BY toYYYYMM(ts)
     ORDER BY (tenant, ts, request_id, task, provider, model)
