@@ -14,6 +14,7 @@ from .masking import MARK
 __all__ = ["Plan", "apply_plan", "make_plan"]
 
 _SEP = "\x00"
+_FIELD = "{}"
 
 # An op: index into the masked values, a literal token, or
 # (pieces, first value index) rebuilding a partly masked token.
@@ -27,9 +28,29 @@ def _escape(text: str) -> str:
 
 
 def make_plan(shape: tuple[str, ...], template: tuple[str, ...]) -> Plan:
-    """Recipe mapping values of a line shaped ``shape`` onto ``template``."""
+    """Recipe mapping values of a line shaped ``shape`` onto ``template``.
+
+    Normally a ``str.format`` string with one auto-numbered field per masked
+    value, params separated by ``\\x00``: a kept token contributes one param
+    per placeholder, a generalised token one param holding its original text.
+    """
     if shape == template:
         return None
+    items: list[str] = []
+    for got, want in zip(shape, template, strict=True):
+        if got == want:
+            items.extend(_FIELD for _ in range(got.count(MARK)))
+        else:
+            items.append(_escape(got).replace(MARK, _FIELD))
+    if not items:
+        return ()
+    if any(_SEP in item for item in items):
+        return _ops(shape, template)
+    return _SEP.join(items)
+
+
+def _ops(shape: tuple[str, ...], template: tuple[str, ...]) -> tuple[_Op, ...]:
+    """Slow but separator-safe recipe, for text that contains ``\\x00``."""
     ops: list[_Op] = []
     k = 0
     for got, want in zip(shape, template, strict=True):
@@ -41,23 +62,7 @@ def make_plan(shape: tuple[str, ...], template: tuple[str, ...]) -> Plan:
         else:
             ops.append(got)
         k += marks
-    if not ops or any(isinstance(op, str) and _SEP in op for op in ops):
-        return tuple(ops)
-    rendered: list[str] = []
-    for op in ops:
-        if isinstance(op, int):
-            rendered.append(f"{{{op}}}")
-        elif isinstance(op, str):
-            rendered.append(_escape(op))
-        else:
-            pieces, first = op
-            if any(_SEP in p for p in pieces):
-                return tuple(ops)
-            text = _escape(pieces[0])
-            for i, piece in enumerate(pieces[1:]):
-                text += f"{{{first + i}}}" + _escape(piece)
-            rendered.append(text)
-    return _SEP.join(rendered)
+    return tuple(ops)
 
 
 def apply_plan(plan: Plan, values: tuple[str, ...]) -> tuple[str, ...]:
