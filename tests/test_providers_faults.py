@@ -1,0 +1,467 @@
+"""The pool under failure, against small local HTTP servers that misbehave on purpose.
+
+Each fake speaks the OpenAI chat API (what vLLM and llama.cpp speak) and
+follows a script: answer, answer late, answer 500, answer garbage. A closed
+port stands for a provider that is down. No model is needed, so these run fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import orjson
+import pytest
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from pydantic import BaseModel, Field
+
+from loglytics.embedded.ports import free_port
+from loglytics.providers import (
+    CircuitState,
+    InvalidOutput,
+    LLMPool,
+    NoProviderAvailable,
+    OpenAIProvider,
+    PoolResult,
+    QuotaExceeded,
+    QuotaLedger,
+    RetryPolicy,
+    StreamDelta,
+)
+from loglytics.schemas import UsageRecord
+from loglytics.settings import load_settings
+
+OK_JSON = '{"verdict": "ok", "score": 3}'
+MSGS = [{"role": "user", "content": "hello"}]
+
+
+class Verdict(BaseModel):
+    verdict: Annotated[str, Field(max_length=20)]
+    score: int = Field(ge=0, le=10)
+
+
+@dataclass
+class Step:
+    """One scripted reply: HTTP status, body text, delay before answering, usage to report."""
+
+    status: int = 200
+    content: str = OK_JSON
+    delay: float = 0.0
+    usage: dict[str, int] | None = field(
+        default_factory=lambda: {"prompt_tokens": 8, "completion_tokens": 6}
+    )
+    finish: str = "stop"
+
+
+class FakeOpenAI:
+    """An OpenAI-compatible server on a free loopback port that follows a script.
+
+    Request n gets `script[min(n, len(script) - 1)]`; `hits` counts chat requests.
+    """
+
+    def __init__(self, *script: Step, name: str = "fake") -> None:
+        self.script = list(script) or [Step()]
+        self.name = name
+        self.hits = 0
+        self.bodies: list[dict[str, Any]] = []
+        self.healthy = True
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> FakeOpenAI:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/health", self._health)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, shutdown_timeout=0.1)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+    def provider(self, *, parallel: int = 4, timeout: float = 5.0) -> OpenAIProvider:
+        return OpenAIProvider(
+            name=self.name,
+            base_url=self.url,
+            model=f"{self.name}-model",
+            max_parallel=parallel,
+            timeout=timeout,
+        )
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {"status": "ok" if self.healthy else "down"}, status=200 if self.healthy else 503
+        )
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": f"{self.name}-model"}]})
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        step = self.script[min(self.hits, len(self.script) - 1)]
+        self.hits += 1
+        self.bodies.append(body)
+        if step.delay:
+            await asyncio.sleep(step.delay)
+        if step.status != 200:
+            return web.json_response(
+                {"error": {"message": f"scripted {step.status}"}}, status=step.status
+            )
+        model = f"{self.name}-model"
+        if not body.get("stream"):
+            payload: dict[str, Any] = {
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": step.content},
+                        "finish_reason": step.finish,
+                    }
+                ],
+            }
+            if step.usage is not None:
+                payload["usage"] = step.usage
+            return web.json_response(payload)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        pieces = [step.content[i : i + 5] for i in range(0, len(step.content), 5)]
+        for piece in pieces:
+            chunk = {
+                "model": model,
+                "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
+            }
+            await response.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
+        done = {
+            "model": model,
+            "choices": [{"index": 0, "delta": {}, "finish_reason": step.finish}],
+        }
+        await response.write(b"data: " + orjson.dumps(done) + b"\n\n")
+        if step.usage is not None:
+            usage = {"model": model, "choices": [], "usage": step.usage}
+            await response.write(b"data: " + orjson.dumps(usage) + b"\n\n")
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+
+def dead_provider(name: str = "dead") -> OpenAIProvider:
+    """A provider whose port nobody listens on."""
+    return OpenAIProvider(
+        name=name, base_url=f"http://127.0.0.1:{free_port()}", model="m", timeout=2.0
+    )
+
+
+def make_pool(
+    *providers: OpenAIProvider,
+    ledger: QuotaLedger | None = None,
+    records: list[UsageRecord] | None = None,
+    **options: Any,
+) -> LLMPool:
+    async def on_usage(record: UsageRecord) -> None:
+        if records is not None:
+            records.append(record)
+
+    options.setdefault("timeout", 2.0)
+    options.setdefault("retry", RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05))
+    options.setdefault("cache_size", 0)
+    return LLMPool(
+        {"free": list(providers), "pro": list(providers)},
+        ledger=ledger,
+        on_usage=on_usage,
+        **options,
+    )
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeOpenAI]:
+    async with FakeOpenAI(name="good") as server:
+        yield server
+
+
+async def test_provider_down_falls_back_to_next(fake: FakeOpenAI) -> None:
+    records: list[UsageRecord] = []
+    pool = make_pool(dead_provider(), fake.provider(), records=records)
+    result = await pool.complete(
+        tenant="t", tier="free", task="analyze", messages=MSGS, output=Verdict
+    )
+    await pool.stop()
+    assert result.provider == "good" and result.model == "good-model"
+    assert result.data == Verdict(verdict="ok", score=3)
+    assert [(r.provider, r.prompt_tokens, r.completion_tokens) for r in records] == [("good", 8, 6)]
+    errors = pool.registry.get_sample_value(
+        "loglytics_llm_errors_total", {"provider": "dead", "kind": "connect"}
+    )
+    assert errors == 3  # retried, then fell back
+
+
+async def test_slow_provider_falls_back_within_one_timeout(fake: FakeOpenAI) -> None:
+    async with FakeOpenAI(Step(delay=5.0), name="slow") as slow:
+        pool = make_pool(slow.provider(), fake.provider(), timeout=0.6)
+        began = time.perf_counter()
+        result = await pool.complete(tenant="t", tier="pro", task="chat", messages=MSGS)
+        elapsed = time.perf_counter() - began
+        await pool.stop()
+    assert result.provider == "good"
+    assert 0.6 <= elapsed < 1.2  # one timeout for the slow one, then the fast answer
+    assert slow.hits == 1  # a timeout used the whole budget: no retry on the same provider
+
+
+async def test_500s_are_retried_then_fall_back(fake: FakeOpenAI) -> None:
+    async with FakeOpenAI(Step(status=500), name="flaky") as flaky:
+        pool = make_pool(flaky.provider(), fake.provider())
+        result = await pool.complete(tenant="t", tier="free", task="chat", messages=MSGS)
+        await pool.stop()
+    assert flaky.hits == 3 and result.provider == "good"
+
+
+async def test_500_then_success_is_retried_on_the_same_provider(fake: FakeOpenAI) -> None:
+    async with FakeOpenAI(Step(status=503), Step(status=429), Step(), name="flaky") as flaky:
+        pool = make_pool(flaky.provider(), fake.provider())
+        result = await pool.complete(tenant="t", tier="free", task="chat", messages=MSGS)
+        await pool.stop()
+    assert flaky.hits == 3 and result.provider == "flaky" and fake.hits == 0
+
+
+async def test_4xx_is_not_retried(fake: FakeOpenAI) -> None:
+    async with FakeOpenAI(Step(status=400), name="picky") as picky:
+        pool = make_pool(picky.provider(), fake.provider())
+        result = await pool.complete(tenant="t", tier="free", task="chat", messages=MSGS)
+        assert pool.circuit("picky") is CircuitState.CLOSED  # a bad request is not an outage
+        await pool.stop()
+    assert picky.hits == 1 and result.provider == "good"
+
+
+async def test_invalid_output_is_repaired_once() -> None:
+    async with FakeOpenAI(Step(content='{"verdict": "ok"'), Step(), name="sloppy") as sloppy:
+        pool = make_pool(sloppy.provider())
+        result = await pool.complete(
+            tenant="t", tier="free", task="analyze", messages=MSGS, output=Verdict
+        )
+        await pool.stop()
+    assert result.repaired and result.data == Verdict(verdict="ok", score=3)
+    assert result.usage.prompt_tokens == 16  # both attempts are charged
+    repair_prompt = sloppy.bodies[1]["messages"]
+    assert repair_prompt[-2] == {"role": "assistant", "content": '{"verdict": "ok"'}
+    assert "not valid" in repair_prompt[-1]["content"]
+    assert sloppy.bodies[0]["response_format"]["json_schema"]["strict"] is True
+
+
+async def test_invalid_twice_raises_invalid_output_and_charges_tokens() -> None:
+    ledger = QuotaLedger({}, lambda tier: (10_000, 100))
+    records: list[UsageRecord] = []
+    async with FakeOpenAI(Step(content="I think it is fine."), name="chatty") as chatty:
+        pool = make_pool(chatty.provider(), ledger=ledger, records=records)
+        with pytest.raises(InvalidOutput) as info:
+            await pool.complete(
+                tenant="t", tier="free", task="analyze", messages=MSGS, output=Verdict
+            )
+        await pool.stop()
+    assert info.value.error == "invalid_output" and chatty.hits == 2
+    assert ledger.usage("t")["tokens"] == 28 and len(records) == 1
+
+
+async def test_circuit_opens_after_repeated_failures(fake: FakeOpenAI) -> None:
+    async with FakeOpenAI(Step(status=500), name="broken") as broken:
+        pool = make_pool(
+            broken.provider(),
+            fake.provider(),
+            breaker_threshold=4,
+            retry=RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.01),
+        )
+        for _ in range(2):
+            await pool.complete(tenant="t", tier="free", task="chat", messages=MSGS)
+        assert pool.circuit("broken") is CircuitState.OPEN
+        await pool.complete(tenant="t", tier="free", task="chat", messages=MSGS)
+        gauge = pool.registry.get_sample_value(
+            "loglytics_llm_circuit_state", {"provider": "broken"}
+        )
+        await pool.stop()
+    assert broken.hits == 4  # the third call skipped it
+    assert gauge == 2
+
+
+async def test_health_check_opens_circuit_of_unhealthy_provider(fake: FakeOpenAI) -> None:
+    fake.healthy = False
+    pool = make_pool(fake.provider(), health_interval=0.05)
+    await pool.start()
+    await asyncio.sleep(0.2)
+    report = pool.health_snapshot()
+    await pool.stop()
+    assert report["providers"]["good"]["circuit"] == "open" and not report["ok"]
+    assert "503" in report["providers"]["good"]["detail"]
+
+
+async def test_quota_exceeded_makes_no_upstream_call(fake: FakeOpenAI) -> None:
+    settings = load_settings(free_tokens_per_month=500)
+    ledger = QuotaLedger({}, settings.tier_limits)
+    ledger.settle(ledger.reserve("acme", "free", 0), 500)
+    records: list[UsageRecord] = []
+    pool = make_pool(fake.provider(), ledger=ledger, records=records)
+    with pytest.raises(QuotaExceeded) as info:
+        await pool.complete(tenant="acme", tier="free", task="chat", messages=MSGS)
+    with pytest.raises(QuotaExceeded):
+        async for _ in pool.stream(tenant="acme", tier="free", task="chat", messages=MSGS):
+            pass
+    await pool.stop()
+    assert fake.hits == 0 and records == []
+    assert info.value.limit == 500 and info.value.retry_after is not None
+    assert 0 < info.value.retry_after <= 31 * 86400
+    assert info.value.error == "quota_exceeded"
+
+
+async def test_concurrent_calls_near_quota_cannot_overrun() -> None:
+    limit, max_tokens = 300, 32
+    ledger = QuotaLedger({}, lambda tier: (limit, 1000))
+    usage = {"prompt_tokens": 7, "completion_tokens": max_tokens}
+    async with FakeOpenAI(Step(delay=0.05, usage=usage), name="busy") as busy:
+        pool = make_pool(busy.provider(parallel=4), ledger=ledger)
+        outcomes = await asyncio.gather(
+            *(
+                pool.complete(
+                    tenant="acme", tier="free", task="chat", messages=MSGS, max_tokens=max_tokens
+                )
+                for _ in range(20)
+            ),
+            return_exceptions=True,
+        )
+        await pool.stop()
+    served = [o for o in outcomes if isinstance(o, PoolResult)]
+    refused = [o for o in outcomes if isinstance(o, QuotaExceeded)]
+    assert len(served) + len(refused) == 20  # no lost request, only typed outcomes
+    one_call = 7 + max_tokens
+    charged = ledger.usage("acme")["tokens"]
+    assert charged == sum(r.usage.total for r in served) == busy.hits * one_call
+    assert limit - one_call < charged <= limit + one_call
+    assert refused
+
+
+async def test_no_lost_request_under_mixed_failures() -> None:
+    script = [Step(status=500), Step(), Step(delay=0.5), Step(content="nope"), Step()] * 6
+    async with FakeOpenAI(*script, name="chaos") as chaos:
+        pool = make_pool(
+            chaos.provider(parallel=3),
+            timeout=0.3,
+            retry=RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02),
+            breaker_threshold=1000,
+        )
+        outcomes = await asyncio.gather(
+            *(
+                pool.complete(
+                    tenant=f"t{i % 3}",
+                    tier="free",
+                    task="analyze",
+                    messages=MSGS,
+                    output=Verdict if i % 2 else None,
+                )
+                for i in range(20)
+            ),
+            return_exceptions=True,
+        )
+        await pool.stop()
+    kinds = {type(o).__name__ for o in outcomes}
+    assert kinds <= {"PoolResult", "NoProviderAvailable", "InvalidOutput"}, outcomes
+    assert any(isinstance(o, PoolResult) for o in outcomes)
+
+
+async def test_all_providers_down_is_a_typed_error() -> None:
+    ledger = QuotaLedger({}, lambda tier: (10_000, 100))
+    pool = make_pool(dead_provider("a"), dead_provider("b"), ledger=ledger)
+    with pytest.raises(NoProviderAvailable, match=r"a: connect.*b: connect"):
+        await pool.complete(tenant="t", tier="free", task="chat", messages=MSGS)
+    await pool.stop()
+    assert ledger.usage("t") == {
+        **ledger.usage("t"),
+        "tokens": 0,
+        "calls": 0,
+    }  # released, not charged
+
+
+async def test_cache_hit_is_free_and_counted(fake: FakeOpenAI) -> None:
+    records: list[UsageRecord] = []
+    ledger = QuotaLedger({}, lambda tier: (10_000, 100))
+    pool = make_pool(fake.provider(), ledger=ledger, records=records, cache_size=8)
+    first = await pool.complete(
+        tenant="t", tier="free", task="analyze", messages=MSGS, output=Verdict
+    )
+    second = await pool.complete(
+        tenant="t", tier="free", task="analyze", messages=MSGS, output=Verdict
+    )
+    other = await pool.complete(
+        tenant="u", tier="free", task="analyze", messages=MSGS, output=Verdict
+    )
+    hits = pool.registry.get_sample_value(
+        "loglytics_llm_cache_hits_total", {"tier": "free", "task": "analyze"}
+    )
+    await pool.stop()
+    assert not first.cached and second.cached and not other.cached  # never across tenants
+    assert second.data == first.data and second.usage.total == 0
+    assert fake.hits == 2 and hits == 1
+    assert [r.cached for r in records] == [False, True, False]
+    assert records[1].prompt_tokens == records[1].completion_tokens == 0
+    assert ledger.usage("t")["tokens"] == 14
+
+
+async def test_stream_falls_back_before_first_delta(fake: FakeOpenAI) -> None:
+    pool = make_pool(dead_provider(), fake.provider())
+    events = [
+        e
+        async for e in pool.stream(
+            tenant="t", tier="free", task="chat", messages=MSGS, output=Verdict
+        )
+    ]
+    await pool.stop()
+    deltas = [e.text for e in events if isinstance(e, StreamDelta)]
+    final = events[-1]
+    assert isinstance(final, PoolResult) and final.provider == "good"
+    assert "".join(deltas) == final.text == OK_JSON and final.data == Verdict(verdict="ok", score=3)
+    assert final.usage.completion_tokens == 6
+
+
+async def test_missing_usage_is_estimated(fake: FakeOpenAI) -> None:
+    fake.script = [Step(usage=None)]
+    pool = make_pool(fake.provider())
+    result = await pool.complete(tenant="t", tier="free", task="chat", messages=MSGS)
+    await pool.stop()
+    assert result.usage.estimated and result.usage.completion_tokens == 8  # 29 chars / 4
+
+
+async def test_pools_have_their_own_registries(fake: FakeOpenAI) -> None:
+    shared = CollectorRegistry()
+    a, b = make_pool(fake.provider()), make_pool(fake.provider(), registry=shared)
+    assert a.registry is not b.registry and b.registry is shared
+    await a.complete(tenant="t", tier="free", task="chat", messages=MSGS)
+    calls = a.registry.get_sample_value(
+        "loglytics_llm_calls_total",
+        {"tier": "free", "task": "chat", "provider": "good", "outcome": "ok"},
+    )
+    tokens = a.registry.get_sample_value(
+        "loglytics_llm_tokens_total", {"tier": "free", "provider": "good", "direction": "out"}
+    )
+    await a.stop()
+    await b.stop()
+    assert calls == 1 and tokens == 6
+
+
+def test_from_settings_orders_tiers() -> None:
+    settings = load_settings(
+        vllm_base_url="http://127.0.0.1:9/v1",
+        ollama_base_url="http://127.0.0.1:9",
+        llamacpp_base_url="http://127.0.0.1:9",
+    )
+    pool = LLMPool.from_settings(settings, parallel={"embedded": 2})
+    assert pool.tier_chain("pro") == ["vllm", "ollama", "embedded"]
+    assert pool.tier_chain("free") == ["ollama", "embedded"]
+    assert pool.providers["embedded"].max_parallel == 2
+    only = LLMPool.from_settings(load_settings(llamacpp_base_url="http://127.0.0.1:9"))
+    assert only.tier_chain("pro") == only.tier_chain("free") == ["embedded"]
+    assert only.ledger is not None  # quotas are never skipped
