@@ -17,12 +17,13 @@ functions (``file()``, ``url()``). Here the model only picks from closed sets:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal, Self
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from loglytics.storage.client import Client
 
@@ -165,7 +166,9 @@ Op = Literal["=", "!=", "<", "<=", ">", ">=", "contains", "in"]
 Aggregate = Literal["count", "sum", "avg", "min", "max", "none"]
 Text = Annotated[str, Field(max_length=256)]
 Scalar = Text | int | float | bool
-_TIME_SCHEMA: dict[str, Any] = {"maxLength": 40}
+Moment = Annotated[
+    datetime, WithJsonSchema({"type": "string", "format": "date-time", "maxLength": 40})
+]
 
 
 class PlanError(ValueError):
@@ -188,8 +191,8 @@ class TimeRange(_Strict):
     """Either the last N hours or an explicit ``since`` (and optional ``until``), UTC."""
 
     last_hours: int | None = Field(None, ge=1, le=MAX_LOOKBACK_HOURS)
-    since: datetime | None = Field(None, json_schema_extra=_TIME_SCHEMA)
-    until: datetime | None = Field(None, json_schema_extra=_TIME_SCHEMA)
+    since: Moment | None = None
+    until: Moment | None = None
 
     @model_validator(mode="after")
     def _one_start(self) -> Self:
@@ -378,7 +381,9 @@ def compile_plan(
         elif f.op == "in":
             values = f.value if isinstance(f.value, list) else [f.value]
             coerced = [_coerce(v, kind, col) for v in values]
-            where.append(f"{col} IN {param(coerced, kind, many=True)}")
+            # IN does not convert DateTime to DateTime64 (views yield DateTime): cast explicitly.
+            lhs = f"toDateTime64({col}, 3, 'UTC')" if kind == "time" else col
+            where.append(f"{lhs} IN {param(coerced, kind, many=True)}")
         else:
             where.append(f"{col} {_SQL_OP[f.op]} {param(_coerce(f.value, kind, col), kind)}")
 
@@ -417,6 +422,8 @@ class QueryResult:
 
 
 def _jsonable(value: Any) -> tuple[Any, bool]:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None, False  # avg() of no rows is nan; JSON has no nan
     if isinstance(value, datetime):
         return _utc(value).isoformat(), False
     if isinstance(value, date):
@@ -426,9 +433,16 @@ def _jsonable(value: Any) -> tuple[Any, bool]:
     return value, False
 
 
-def run_plan(client: Client, plan: QueryPlan, tenant: str, *, readonly: bool = True) -> QueryResult:
+def run_plan(
+    client: Client,
+    plan: QueryPlan,
+    tenant: str,
+    *,
+    now: datetime | None = None,
+    readonly: bool = True,
+) -> QueryResult:
     """Compile and run ``plan`` as ``tenant``; rows, cells and bytes are capped in code too."""
-    sql, params = compile_plan(plan, tenant, readonly=readonly)
+    sql, params = compile_plan(plan, tenant, now=now, readonly=readonly)
     result = client.query(sql, parameters=params)
     rows: list[dict[str, Any]] = []
     size = 0

@@ -72,21 +72,17 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
 
 
 class Inserter(Protocol):
-    """What the sink needs of a client (a clickhouse-connect `Client` satisfies it)."""
+    """The one call the sink makes (a clickhouse-connect `Client` satisfies it)."""
 
     def insert(
         self,
-        table: str | None = None,
-        data: Sequence[Sequence[Any]] | None = None,
-        column_names: str | Sequence[str] | None = "*",
-        database: str | None = None,
-        column_types: Any = None,
-        column_type_names: Sequence[str] | None = None,
-        column_oriented: bool = False,
-        settings: dict[str, Any] | None = None,
-        context: Any = None,
-        transport_settings: dict[str, str] | None = None,
-    ) -> Any: ...
+        table: str,
+        data: Sequence[Sequence[Any]],
+        /,
+        *,
+        column_names: Sequence[str],
+        settings: dict[str, Any],
+    ) -> object: ...
 
 
 class SinkError(RuntimeError):
