@@ -7,8 +7,8 @@ starts matching at a digit, which lets the regex engine skip quickly over the
 (mostly alphabetic) constant text; that keeps masking well under the cost of
 the rest of the mining step.
 
-What it masks is deliberately generic: any run that starts with a digit and
-continues over word characters, ``.``, ``:`` and ``-``.  That covers
+What it masks is deliberately generic: any run that starts with an ASCII
+digit and continues over ASCII letters, digits, ``_``, ``.``, ``:`` and ``-``.  That covers
 integers, decimals, hex ids and UUID tails, IPv4 addresses with ports, dates,
 times, versions, durations with units (``523ms``) and the value half of
 ``key=value`` pairs (``latency_ms=523`` gives ``latency_ms=<*>`` with the
@@ -47,9 +47,11 @@ as the word that distinguishes one event from another.
 """
 
 # Starts at a digit (so the engine can skip ahead to digits) and takes the
-# rest of the run.  A trailing "." or ":" ends up in the value ("42."); the
-# stricter form that leaves it out costs ~15% more per line.
-_DEFAULT_PATTERN: Final = r"(\d[\w.:-]*)"
+# rest of the run.  ASCII classes on purpose: Unicode-aware \d and \w make
+# every line ~25% slower and log variables are ASCII in practice.  A
+# trailing "." or ":" ends up in the value ("42."); the stricter form that
+# leaves it out costs ~15% more per line.
+_DEFAULT_PATTERN: Final = r"([0-9][0-9A-Za-z_.:-]*)"
 
 
 class Masker:

@@ -147,6 +147,11 @@ def _trim(cache: dict[str, object], cap: int) -> None:
         del cache[next(iter(cache))]
 
 
+# Cache values: (template, its leaf, that leaf's version when cached, extra).
+_ShapeEntry = tuple[_Template, _Leaf, int, Plan]
+_LineEntry = tuple[_Template, _Leaf, int, Match]
+
+
 class TemplateMiner:
     """Online template miner for one stream (tenant/source).
 
@@ -158,8 +163,8 @@ class TemplateMiner:
         self._masker = Masker()
         self._leaves: dict[tuple[str, ...], _Leaf] = {}
         self._lru: OrderedDict[str, _Template] = OrderedDict()
-        self._shapes: dict[str, tuple[_Template, _Leaf, int, Plan]] = {}
-        self._lines: dict[str, tuple[_Template, _Leaf, int, Match]] = {}
+        self._shapes: dict[str, _ShapeEntry] = {}
+        self._lines: dict[str, _LineEntry] = {}
         self._aliases: dict[str, str] = {}
         self._tombstones: dict[str, TemplateState] = {}
         self._serial = 0
@@ -182,12 +187,10 @@ class TemplateMiner:
         """
         lines = self._lines
         lines_get = lines.get
-        shapes = self._shapes
-        shapes_get = shapes.get
+        shapes_get = self._shapes.get
         split = self._masker.split
         touch = self._lru.move_to_end
         line_cap = self.config.max_line_cache
-        shape_cap = self.config.max_shape_cache
         seq = self._seq
         out: list[Match] = []
         append = out.append
@@ -206,18 +209,11 @@ class TemplateMiner:
                     else:
                         shape, values = MARK.join(parts[0::2]), tuple(parts[1::2])
                 entry = shapes_get(shape)
-                if entry is not None and entry[1].version == entry[2]:
-                    tmpl = entry[0]
-                    plan = entry[3]
-                    is_new = False
-                else:
+                is_new = False
+                if entry is None or entry[1].version != entry[2]:
                     self._seq = seq
-                    tokens = tuple(shape.split())
-                    tmpl, is_new = self._learn(tokens, ts)
-                    plan = make_plan(tokens, tmpl.tokens)
-                    if len(shapes) >= shape_cap:
-                        _trim(shapes, shape_cap)  # type: ignore[arg-type]
-                    shapes[shape] = (tmpl, tmpl.leaf, tmpl.leaf.version, plan)
+                    entry, is_new = self._miss(shape, ts)
+                tmpl, leaf, version, plan = entry
                 if plan is None:
                     params = values
                 elif plan.__class__ is str:
@@ -232,7 +228,7 @@ class TemplateMiner:
                 if not is_new:
                     if len(lines) >= line_cap:
                         _trim(lines, line_cap)  # type: ignore[arg-type]
-                    lines[message] = (tmpl, tmpl.leaf, tmpl.leaf.version, match)
+                    lines[message] = (tmpl, leaf, version, match)
             seq += 1
             tmpl.seq = seq
             tmpl.count += 1
@@ -240,6 +236,16 @@ class TemplateMiner:
             touch(tmpl.tid)
         self._seq = seq
         return out
+
+    def _miss(self, shape: str, ts: float) -> tuple[_ShapeEntry, bool]:
+        """Shape-cache miss: consult the tree, then cache the answer."""
+        tokens = tuple(shape.split())
+        tmpl, is_new = self._learn(tokens, ts)
+        shapes = self._shapes
+        if len(shapes) >= self.config.max_shape_cache:
+            _trim(shapes, self.config.max_shape_cache)  # type: ignore[arg-type]
+        entry = shapes[shape] = (tmpl, tmpl.leaf, tmpl.leaf.version, make_plan(tokens, tmpl.tokens))
+        return entry, is_new
 
     def match(self, message: str) -> Match | None:
         """Classify a line against the current templates without learning."""
