@@ -72,8 +72,8 @@ class TemplateState:
     exact tree (leaf and candidate order) so a restored miner takes the same
     decisions; ``seq`` restores the least-recently-seen order used for
     eviction.  ``merged_into`` marks a template folded into another one (its id
-    becomes an alias); ``evicted`` marks a template dropped by the size cap.
-    Consumers of a changelog should delete the key for either marker.
+    becomes an alias; keep this record so the alias survives a restart);
+    ``evicted`` marks a template dropped by the size cap (delete the key).
     """
 
     template_id: str
