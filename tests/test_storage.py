@@ -147,6 +147,9 @@ def test_chdb_dsn_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     with pytest.raises(DsnError):
         open_client("mysql://x")
     assert "s3cret" not in redact_dsn("http://u:s3cret@h:8123/db")
+    with pytest.raises(DsnError) as err:  # a closed port: fails at open, password redacted
+        open_client("http://u:s3cret@127.0.0.1:1/db")
+    assert "s3cret" not in str(err.value)
 
 
 def test_close_releases_the_directory_lock(tmp_path: Path) -> None:
@@ -316,6 +319,19 @@ async def test_stop_reports_rows_it_could_not_write(client: Client) -> None:
         await sink.stop(timeout=0.3)
     assert err.value.pending == 1 and sink.failures >= 1
     assert "ClickHouse is down" in str(err.value)
+
+
+async def test_a_row_that_cannot_be_encoded_does_not_wedge_the_queue(client: Client) -> None:
+    sink = ClickHouseSink(client, flush_interval_ms=10)
+    sink.add_findings([make_finding(n=i) for i in range(5)])
+    bad = make_window()
+    bad.templates[0].level = None  # type: ignore[assignment]  # a producer bug, not validated
+    sink.add_window(bad)
+    sink.add_usage(make_usage())
+    await sink.flush(timeout=10)
+    assert sink.rows_rejected == 1 and sink.rejected[0][0] == "window_stats"
+    assert sink.rows_written == 5 + 1 + 1 + 1 and sink.rows_pending == 0
+    assert count_findings(client, "a") == 5
 
 
 async def test_backpressure_is_all_or_nothing(client: Client) -> None:

@@ -7,7 +7,10 @@ Why this shape:
   in-memory buffer; a background task writes via ``asyncio.to_thread``.
 * Nothing is dropped: a failed batch stays queued and is retried with capped,
   jittered exponential backoff until it lands or ``stop`` gives up (and says how
-  many rows are still pending).
+  many rows are still pending). The one exception is a row the client cannot
+  encode at all (a client-side ``DataError``): retrying it would wedge the queue
+  forever, so it is bisected out, kept in ``rejected`` and counted in
+  ``rows_rejected``; its batch-mates are still written.
 * Nothing is duplicated: once rows are cut into a batch, that batch is retried
   as-is with the same ``insert_deduplication_token``, so a batch that actually
   landed before its acknowledgement was lost is dropped by the server; on top of
@@ -35,6 +38,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
+from clickhouse_connect.driver.exceptions import DataError
 from pydantic import BaseModel, Field
 
 from loglytics.schemas import Finding, TenantRecord, UsageRecord, WindowDigest
@@ -58,6 +62,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# Raised by clickhouse-connect while encoding rows, before anything is sent: never transient.
+_DATA_ERRORS = (DataError, TypeError, ValueError, OverflowError)
+_U32 = 2**32 - 1
 
 Row = tuple[Any, ...]
 
@@ -124,7 +132,7 @@ def finding_row(f: Finding) -> Row:
         f.tenant, f.finding_id, f.source, to_datetime(f.window_start), to_datetime(f.window_end),
         f.kind, f.category, f.severity, f.title, f.summary,
         orjson.dumps(f.evidence.model_dump(mode="json")).decode(), list(f.recommendations),
-        f.confidence, f.model_used, max(0, f.tokens_used), f.latency_ms,
+        f.confidence, f.model_used, min(max(0, f.tokens_used), _U32), f.latency_ms,
         to_datetime(f.created_at), f.schema_version,
     )  # fmt: skip
 
@@ -134,13 +142,13 @@ def _window_rows(d: WindowDigest) -> tuple[list[Row], Row]:
     new_ids = set(d.new_template_ids)
     stats = [
         (d.tenant, d.source, start, end, t.template_id, t.template, max(0, t.count), t.level,
-         t.new or t.template_id in new_ids, d.line_count)
+         t.new or t.template_id in new_ids, max(0, d.line_count))
         for t in d.templates
     ]  # fmt: skip
     levels = {k: max(0, v) for k, v in d.level_counts.items()}
     total = (
-        d.tenant, d.source, start, end, d.line_count, levels, len(d.templates), len(new_ids),
-        d.flagged_lines, d.closed_by,
+        d.tenant, d.source, start, end, max(0, d.line_count), levels, len(d.templates),
+        len(new_ids), max(0, d.flagged_lines), d.closed_by,
     )  # fmt: skip
     return stats, total
 
@@ -148,7 +156,8 @@ def _window_rows(d: WindowDigest) -> tuple[list[Row], Row]:
 def _usage_row(u: UsageRecord) -> Row:
     return (
         u.tenant, to_datetime(u.ts), u.request_id, u.tier, u.task, u.provider, u.model,
-        u.prompt_tokens, u.completion_tokens, u.estimated, u.cached, u.latency_ms,
+        min(u.prompt_tokens, _U32), min(u.completion_tokens, _U32), u.estimated, u.cached,
+        u.latency_ms,
     )  # fmt: skip
 
 
@@ -196,6 +205,8 @@ class ClickHouseSink:
         self.rows_written = 0
         self.failures = 0
         self.last_error: str | None = None
+        self.rows_rejected = 0
+        self.rejected: deque[tuple[str, Row, str]] = deque(maxlen=1000)
 
     # -- counters -------------------------------------------------------------------------
 
@@ -328,6 +339,9 @@ class ClickHouseSink:
                     await self._insert_shielded(batch)
                 except asyncio.CancelledError:
                     raise
+                except _DATA_ERRORS as exc:
+                    self._isolate(batch, exc)
+                    continue
                 except Exception as exc:
                     batch.attempts += 1
                     self.failures += 1
@@ -349,6 +363,24 @@ class ClickHouseSink:
                 if self.rows_pending < self._cap:
                     self._drained.set()
             return True
+
+    def _isolate(self, batch: _Batch, exc: Exception) -> None:
+        """A row the client cannot serialise would block everything behind it forever.
+
+        Such errors happen before anything is sent, so the batch is split in halves
+        (bisecting to the bad rows) and a single bad row is quarantined in
+        ``rejected`` and counted in ``rows_rejected``: kept and visible, not retried.
+        """
+        self._batches.popleft()
+        if len(batch.rows) > 1:
+            mid = len(batch.rows) // 2
+            self._batches.appendleft(_Batch(batch.table, batch.rows[mid:]))
+            self._batches.appendleft(_Batch(batch.table, batch.rows[:mid]))
+            return
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        self.rows_rejected += 1
+        self.rejected.append((batch.table, batch.rows[0], error))
+        log.error("ClickHouse sink rejected a row of %s it cannot encode: %s", batch.table, error)
 
     async def _insert_shielded(self, batch: _Batch) -> None:
         """Insert in a thread; if cancelled meanwhile, learn the outcome before re-raising.
