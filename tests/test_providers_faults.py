@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -465,3 +466,19 @@ def test_from_settings_orders_tiers() -> None:
     only = LLMPool.from_settings(load_settings(llamacpp_base_url="http://127.0.0.1:9"))
     assert only.tier_chain("pro") == only.tier_chain("free") == ["embedded"]
     assert only.ledger is not None  # quotas are never skipped
+
+
+async def test_stream_left_early_is_charged_and_frees_the_slot(fake: FakeOpenAI) -> None:
+    records: list[UsageRecord] = []
+    ledger = QuotaLedger({}, lambda tier: (10_000, 100))
+    pool = make_pool(fake.provider(parallel=1), ledger=ledger, records=records)
+    async with aclosing(pool.stream(tenant="t", tier="free", task="chat", messages=MSGS)) as events:
+        async for event in events:
+            assert isinstance(event, StreamDelta)
+            break  # the client went away after the first delta
+    await asyncio.sleep(0.05)  # the usage record of an abandoned call is emitted in the background
+    again = await pool.complete(tenant="t", tier="free", task="chat", messages=MSGS)  # slot is free
+    await pool.stop()
+    assert again.provider == "good"
+    assert records[0].estimated and records[0].completion_tokens == 2  # "{"ver" = 5 chars
+    assert ledger.usage("t")["calls"] == 2 and ledger.usage("t")["tokens"] > 14

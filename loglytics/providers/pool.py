@@ -19,7 +19,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -42,7 +42,7 @@ from loglytics.providers.openai import OpenAIProvider
 from loglytics.providers.quota import QuotaLedger, Reservation
 from loglytics.providers.slots import ProviderSlot
 from loglytics.providers.structured import json_schema_for, parse_output, repair_messages
-from loglytics.providers.tokens import add_usage, estimate_messages
+from loglytics.providers.tokens import add_usage, estimate_messages, usage_from
 from loglytics.schemas import TokenUsage, UsageRecord
 from loglytics.settings import TIERS, Settings, Tier
 
@@ -117,6 +117,9 @@ class _Call:
     started: float = field(default_factory=time.perf_counter)
     usage: TokenUsage = field(default_factory=TokenUsage)
     served: ChatResult | None = None
+    # Text streamed from `partial_from` before a stream ended without its final result.
+    partial: list[str] = field(default_factory=list)
+    partial_from: tuple[str, str] = ("", "")
 
 
 class LLMPool:
@@ -372,7 +375,15 @@ class LLMPool:
         temperature: float | None = None,
         request_id: str = "",
     ) -> PoolResult:
-        """Serve one call, or raise `QuotaExceeded`, `NoProviderAvailable` or `InvalidOutput`."""
+        """Serve one call, or raise `QuotaExceeded`, `NoProviderAvailable` or `InvalidOutput`.
+
+        The quota is checked before anything else, cache lookups included: a
+        cache hit counts against calls per day but is charged no tokens.
+        `output` makes the reply structured: its schema goes to the provider,
+        the reply is validated into `PoolResult.data`, with one repair round.
+        `ValueError` means the arguments themselves are wrong (empty messages,
+        unknown tier, unbounded output model).
+        """
         call = self._prepare(
             tenant, tier, task, messages, output, max_tokens, temperature, request_id
         )
@@ -398,7 +409,7 @@ class LLMPool:
         max_tokens: int | None = None,
         temperature: float | None = None,
         request_id: str = "",
-    ) -> AsyncIterator[PoolStreamEvent]:
+    ) -> AsyncGenerator[PoolStreamEvent, None]:
         """Deltas as they arrive, then one `PoolResult`; errors as in `complete`.
 
         Fallback to the next provider happens only before the first delta:
@@ -428,6 +439,8 @@ class LLMPool:
                         async for event in events:
                             if isinstance(event, StreamDelta):
                                 emitted = True
+                                call.partial.append(event.text)
+                                call.partial_from = (slot.name, slot.provider.model)
                                 yield event
                             else:
                                 first = event
@@ -744,8 +757,9 @@ class _Accounting:
     """Settles the reservation and emits the usage record however the call ends.
 
     Served (or cached) calls are charged and reported, failures that consumed
-    tokens (e.g. `InvalidOutput`) too; calls that reached no model release
-    their hold uncharged. A cancelled call's record is emitted in the background.
+    tokens (e.g. `InvalidOutput`, a stream cut short) too; calls that reached
+    no model release their hold uncharged. A cancelled call's record is
+    emitted in the background.
     """
 
     def __init__(self, pool: LLMPool, call: _Call, reservation: Reservation | None) -> None:
@@ -773,22 +787,32 @@ class _Accounting:
             )
         else:
             outcome = "cached" if hit is not None else "ok"
-        source = served or hit
-        provider = source.provider if source is not None else ""
+        if served is not None:
+            provider, model = served.provider, served.model
+        elif hit is not None:
+            provider, model = hit.provider, hit.model
+        elif call.partial:
+            # A stream that stopped early (consumer left, or the server broke off):
+            # what was generated was still generated, so charge an estimate.
+            provider, model = call.partial_from
+            text = "".join(call.partial)
+            call.usage = usage_from(None, None, messages=call.request.messages, text=text)
+        else:
+            provider = model = ""
         pool.metrics.calls.labels(call.tier, call.task, provider, outcome).inc()
         if self.reservation is not None and pool.ledger is not None:
-            if source is None:
+            if not provider:
                 pool.ledger.release(self.reservation)
             else:
                 pool.ledger.settle(self.reservation, call.usage.total)
-        if source is None:
+        if not provider:
             return
         record = UsageRecord(
             tenant=call.tenant,
             tier=call.tier,
             task=call.task,
-            provider=source.provider,
-            model=source.model,
+            provider=provider,
+            model=model,
             prompt_tokens=call.usage.prompt_tokens,
             completion_tokens=call.usage.completion_tokens,
             estimated=call.usage.estimated,
