@@ -243,7 +243,9 @@ async def test_4xx_is_not_retried(fake: FakeOpenAI) -> None:
 
 
 async def test_invalid_output_is_repaired_once() -> None:
-    async with FakeOpenAI(Step(content='{"verdict": "ok"'), Step(), name="sloppy") as sloppy:
+    async with FakeOpenAI(
+        Step(content='{"verdict": "ok"', finish="length"), Step(), name="sloppy"
+    ) as sloppy:
         pool = make_pool(sloppy.provider())
         result = await pool.complete(
             tenant="t", tier="free", task="analyze", messages=MSGS, output=Verdict
@@ -253,7 +255,7 @@ async def test_invalid_output_is_repaired_once() -> None:
     assert result.usage.prompt_tokens == 16  # both attempts are charged
     repair_prompt = sloppy.bodies[1]["messages"]
     assert repair_prompt[-2] == {"role": "assistant", "content": '{"verdict": "ok"'}
-    assert "not valid" in repair_prompt[-1]["content"]
+    assert "cut off at max_tokens" in repair_prompt[-1]["content"]  # truncated JSON is repaired
     assert sloppy.bodies[0]["response_format"]["json_schema"]["strict"] is True
 
 
