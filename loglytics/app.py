@@ -16,10 +16,13 @@ from loglytics.settings import Settings, get_settings
 def create_app(settings: Settings) -> faust.App:
     embedded = settings.embedded_kafka or settings.kafka_embedded
     broker = settings.kafka_bootstrap_servers or "127.0.0.1:9092"
+    datadir = settings.state_dir / "faust"
+    datadir.mkdir(parents=True, exist_ok=True)
     return faust.App(
         settings.app_id,
         broker=",".join(f"kafka://{b}" for b in broker.split(",")),
         store="memory://",
+        datadir=str(datadir),
         autodiscover=False,
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=1,

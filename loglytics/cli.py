@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -156,7 +155,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         _ensure_stack_for_worker()
         if not any(a.startswith(("-l", "--loglevel")) for a in args_list):
             args_list += ["-l", get_settings().log_level.lower()]
-    os.environ.setdefault("F_DATADIR", str(get_settings().state_dir / "faust"))
     from loglytics.agents import app
 
     sys.argv = ["loglytics", *args_list]

@@ -65,12 +65,17 @@ def add_lines(
     """
     windows: dict[str, dict[str, Any]] = state["windows"]
     max_ts: float = state["max_ts"]
+    closed_until: float = state.get("closed_until", 0.0)
     late = 0
     for line in lines:
         ts = line.ts
         if ts > max_ts:
             max_ts = ts
         start = math.floor(ts / length) * length
+        if start < closed_until:
+            # Its window was already emitted: count it once, in the first open window, flagged.
+            start = closed_until
+            late += 1
         key = repr(start)
         win = windows.get(key)
         if win is None:
@@ -133,10 +138,11 @@ def closable(state: dict[str, Any], lateness: float, *, idle: bool) -> list[dict
     """Remove and return the windows that are closed: past the watermark, or all when idle."""
     watermark = state["max_ts"] - lateness
     windows: dict[str, dict[str, Any]] = state["windows"]
-    keys = sorted(
-        (k for k, w in windows.items() if idle or w["end"] <= watermark), key=float
-    )
-    return [windows.pop(k) for k in keys]
+    keys = sorted((k for k, w in windows.items() if idle or w["end"] <= watermark), key=float)
+    closed = [windows.pop(k) for k in keys]
+    if closed:
+        state["closed_until"] = max(state.get("closed_until", 0.0), closed[-1]["end"])
+    return closed
 
 
 def to_digest(

@@ -109,7 +109,11 @@ class IngestStage:
         if closed:
             await self.emit(tenant, source, closed, "watermark")
         for tpl in pipe.miner.export_dirty():
-            template_table[state_key(tenant, source, tpl.template_id).encode()] = tpl.to_dict()
+            tkey = state_key(tenant, source, tpl.template_id).encode()
+            if tpl.evicted:
+                template_table.pop(tkey, None)  # capped out: its key goes too (bounded state)
+            else:
+                template_table[tkey] = tpl.to_dict()
         ingest_state[bkey] = state
 
     async def close_idle(self) -> None:

@@ -7,17 +7,13 @@ partition of the messages it describes (see `loglytics.partitioning`).
 
 from __future__ import annotations
 
-import faust
-
 from loglytics.app import app
-
-_SCHEMA = faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json")
 
 # tenant/source -> open windows, last absorbed offset, watermark (see loglytics.windowing)
 ingest_state = app.Table(
     "ingest-state",
     default=None,
-    schema=_SCHEMA,
+    key_type=bytes,  # raw keys: the partitioner hashes the same bytes as the source's key
     partitions=app.conf.topic_partitions,
 )
 
@@ -25,6 +21,6 @@ ingest_state = app.Table(
 template_table = app.Table(
     "templates",
     default=None,
-    schema=_SCHEMA,
+    key_type=bytes,  # raw keys: the partitioner hashes the same bytes as the source's key
     partitions=app.conf.topic_partitions,
 )

@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
@@ -26,7 +26,9 @@ def _detach() -> None:
     os.setsid()
 
 
-def spawn(args: Sequence[str], log_file: Path, *, tied: bool) -> subprocess.Popen[bytes]:
+def spawn(
+    args: Sequence[str], log_file: Path, *, tied: bool, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Start a service in its own session; `tied` ties its life to this process."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as log:
@@ -37,6 +39,7 @@ def spawn(args: Sequence[str], log_file: Path, *, tied: bool) -> subprocess.Pope
             stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent if tied else _detach,
             close_fds=True,
+            env=dict(env) if env is not None else None,
         )
 
 

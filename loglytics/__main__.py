@@ -1,0 +1,5 @@
+"""`python -m loglytics` is the `loglytics` command."""
+
+from loglytics.cli import main
+
+main()

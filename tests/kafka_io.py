@@ -1,0 +1,61 @@
+"""Small aiokafka helpers for integration tests: produce messages, read a topic to its end."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from loglytics.kafka_admin import ensure_topics
+
+Message = tuple[bytes | None, bytes, list[tuple[str, bytes]] | None]
+
+
+async def produce(bootstrap: str, topic: str, messages: Sequence[Message]) -> None:
+    await ensure_topics(bootstrap, 4)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=8 << 20)
+    await producer.start()
+    try:
+        for key, value, headers in messages:
+            await producer.send_and_wait(topic, value=value, key=key, headers=headers)
+    finally:
+        await producer.stop()
+
+
+async def read_all(bootstrap: str, topic: str, idle_ms: int = 1500) -> list[Any]:
+    """Every record of a topic from the beginning, decoded as JSON, until it goes idle."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    out: list[Any] = []
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=idle_ms, max_records=50_000)
+            if not batch:
+                return out
+            for records in batch.values():
+                out.extend(orjson.loads(r.value) for r in records)
+    finally:
+        await consumer.stop()
+
+
+def wait_for(
+    bootstrap: str,
+    topic: str,
+    done: Callable[[list[Any]], bool],
+    timeout: float,
+    what: str,
+) -> list[Any]:
+    deadline = time.monotonic() + timeout
+    records: list[Any] = []
+    while time.monotonic() < deadline:
+        records = asyncio.run(read_all(bootstrap, topic, idle_ms=500))
+        if done(records):
+            return records
+        time.sleep(1.0)
+    raise AssertionError(f"timed out waiting for {what}; last saw {len(records)} records")
