@@ -2,9 +2,10 @@
 
 Why: every LLM call goes through the pool, so its semaphores, retries,
 validation and accounting must not cost throughput. The pool is driven with
-its slots full; the direct baseline uses httpx at concurrency 4 and 8 (the
-best counts). Runs are interleaved round by round, in alternating order, so
-drift on a shared machine hits both sides alike. Acceptance: ratio >= 0.9.
+its slots full (4 and 8 callers); the direct baseline uses httpx at
+concurrency 4 and 8; each side's better configuration counts. Runs are
+interleaved round by round, in rotating order, so drift on a shared machine
+hits both sides alike. Acceptance: ratio >= 0.9.
 
     python -m loglytics.bench.providers [--url http://127.0.0.1:PORT] [--requests 48]
 
@@ -80,7 +81,7 @@ async def _bounded(concurrency: int, jobs: list[Any]) -> None:
 async def run_pool(
     pool: LLMPool, chats: list[list[dict[str, str]]], max_tokens: int, concurrency: int
 ) -> Run:
-    run = Run("pool")
+    run = Run(f"pool-{concurrency}")
 
     def job(chat: list[dict[str, str]]) -> Any:
         async def call() -> None:
@@ -152,35 +153,40 @@ def _merge(label: str, runs: list[Run]) -> Run:
 async def bench(
     url: str, requests: int, max_tokens: int, rounds: int, slots: int
 ) -> dict[str, Any]:
-    chats = prompts(requests * 2)  # the pool and the direct runs each get distinct prompts
+    labels = ["pool-4", "pool-8", "direct-4", "direct-8"]  # side-concurrency
+    chats = prompts(requests * len(labels))  # each configuration gets its own prompts
     per_round = max(1, requests // rounds)
     provider = OpenAIProvider(name="embedded", base_url=url, model=MODEL, max_parallel=slots)
     pool = LLMPool({"free": [provider]}, cache_size=0, timeout=120.0)
     direct = httpx.AsyncClient(base_url=url, timeout=120.0, limits=httpx.Limits(max_connections=16))
-    runs: dict[str, list[Run]] = {"pool": [], "direct-4": [], "direct-8": []}
+    runs: dict[str, list[Run]] = {label: [] for label in labels}
     try:
         # Warm up both paths (model pages, connections) outside the measurement.
         await run_pool(pool, chats[:slots], 8, slots)
         await run_direct(direct, chats[:slots], 8, slots)
         for rnd in range(rounds):
-            a = chats[rnd * per_round : (rnd + 1) * per_round]
-            b = chats[requests + rnd * per_round : requests + (rnd + 1) * per_round]
-            order = ["pool", "direct-4", "direct-8"]
+            # Rotate the order every round and reverse it every other one, so no
+            # configuration always runs first, last, or after the same neighbour.
+            shift = rnd % len(labels)
+            order = labels[shift:] + labels[:shift]
             if rnd % 2:
                 order.reverse()
-            for i, label in enumerate(order):
-                sample = a if (i + rnd) % 2 == 0 else b  # alternate prompt sets too
-                if label == "pool":
-                    runs[label].append(await run_pool(pool, sample, max_tokens, 2 * slots))
+            for label in order:
+                base = labels.index(label) * requests + rnd * per_round
+                sample = chats[base : base + per_round]
+                side, conc = label.split("-")
+                if side == "pool":
+                    run = await run_pool(pool, sample, max_tokens, int(conc))
                 else:
-                    conc = int(label.split("-")[1])
-                    runs[label].append(await run_direct(direct, sample, max_tokens, conc))
+                    run = await run_direct(direct, sample, max_tokens, int(conc))
+                runs[label].append(run)
     finally:
         await direct.aclose()
         await pool.stop()
     merged = {label: _merge(label, rs) for label, rs in runs.items()}
+    # Each side at its better concurrency (both fill the server's slots).
     best_direct = max((merged["direct-4"], merged["direct-8"]), key=lambda r: r.tokens_per_s)
-    pool_run = merged["pool"]
+    pool_run = max((merged["pool-4"], merged["pool-8"]), key=lambda r: r.tokens_per_s)
     header = ("run", "requests", "tokens", "seconds", "tok/s", "p50 ms", "p99 ms")
     print(f"{header[0]:<10} " + " ".join(f"{h:>8}" for h in header[1:]))
     for r in merged.values():
@@ -193,6 +199,7 @@ async def bench(
     return {
         "pool_tokens_per_s": round(pool_run.tokens_per_s, 2),
         "direct_tokens_per_s": round(best_direct.tokens_per_s, 2),
+        "pool_best": pool_run.label,
         "direct_best": best_direct.label,
         "ratio": round(ratio, 3),
         "p50_ms": round(_percentile(pool_run.latencies_ms, 0.5), 1),
@@ -211,7 +218,7 @@ def run(args: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--url", default="", help="an already running llama.cpp server")
     parser.add_argument("--requests", type=int, default=48, help="requests per side")
     parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds")
+    parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds")
     parser.add_argument("--slots", type=int, default=4, help="the server's parallel slots")
     opts = parser.parse_args(args)
     pid = None
