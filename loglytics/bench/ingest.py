@@ -1,0 +1,395 @@
+"""Ingest benchmark: the worker's pipeline against a bare Kafka consumer of the same topic.
+
+For each size N (``--small-lines`` then ``--lines``), on a private embedded
+broker (Tansu, started with ``loglytics.embedded.stack.up(tied=True)`` in a
+temporary STATE_DIR and stopped afterwards) or on ``--bootstrap``:
+
+1. N realistic mixed-format lines (``synthetic.mixed_lines``: log4j, Python,
+   JSON, syslog and Apache sources, spread over ``--tenants`` tenants) are
+   produced to ``logs.raw`` as LogBatch messages of ``--batch-lines`` lines
+   keyed ``tenant/source``, as ``loglytics send`` ships them. Not timed.
+2. Baseline: a bare ``AIOKafkaConsumer`` (no group, default fetch settings)
+   reads ``logs.raw`` from the earliest offsets to the end and decodes every
+   message value to its lines (``orjson.loads(value)["lines"]``, summing
+   ``len``). Timed from ``start()`` returning to the last message; best of
+   ``--bare-repeat`` runs (the faster baseline, the lower the ratio).
+3. Pipeline: ``--workers`` real ``loglytics worker`` processes (fresh APP_ID,
+   so a fresh consumer group and changelogs; WINDOW_SECONDS=60,
+   WINDOW_IDLE_CLOSE_SECONDS=1) consume the same topic. Timed from the first
+   worker's "Worker ready" log line until the digests on ``logs.windows``
+   account for all N lines (sum of ``line_count``); the idle timer that closes
+   the final windows is inside that time, nothing is subtracted. Peak RSS is
+   each worker's VmHWM from /proc, read before it is stopped.
+
+Each size gets its own fresh broker, so the runs do not see each other's data.
+With ``--bootstrap`` the topic should hold nothing else: the bare consumer
+reads from the offsets it finds before producing, but the worker group starts
+at the earliest offset. The final line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from loglytics.bench import json_line
+from loglytics.embedded import stack as embedded_stack
+from loglytics.embedded.ports import free_port
+from loglytics.embedded.processes import alive, spawn, stop_pid
+from loglytics.kafka_admin import ensure_topics
+from loglytics.partitioning import partition_for
+from loglytics.schemas import LogBatch
+from loglytics.settings import load_settings
+from loglytics.synthetic import mixed_lines
+from loglytics.topics import RAW_LOGS, WINDOWS
+
+__all__ = ["run"]
+
+READY_MARK = b"Worker ready"
+# The bench measures ingest only: a local LLM server would take one of the cores
+# away from the worker, so the private stack gets an address that is never called.
+UNUSED_LLM_URL = "http://127.0.0.1:9"
+
+
+@dataclass
+class Produced:
+    messages: int = 0
+    lines: int = 0
+    bytes: int = 0
+    per_partition: Counter[int] = field(default_factory=Counter)
+    start_offsets: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass
+class PipelineRun:
+    seconds: float
+    lines_seen: int
+    windows: int
+    ready_spread_s: float
+    peak_rss_mb: list[float]
+    deadletters: int
+
+
+def _vm_hwm_mb(pid: int) -> float:
+    """Peak resident set size of a live process (VmHWM), in MiB; 0 when unreadable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+async def _end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.topics()  # refreshes the metadata of every topic
+        parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        ends = await consumer.end_offsets(tps) if tps else {}
+        return {tp.partition: off for tp, off in ends.items()}
+    finally:
+        await consumer.stop()
+
+
+async def produce(
+    bootstrap: str,
+    lines: int,
+    batch_lines: int,
+    tenants: int,
+    partitions: int,
+    start_ts: float,
+    rate: float,
+) -> Produced:
+    """Ship N synthetic lines as LogBatches of one tenant/source each, like `loglytics send`."""
+    await ensure_topics(bootstrap, partitions)
+    out = Produced(start_offsets=await _end_offsets(bootstrap, RAW_LOGS.name))
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        linger_ms=5,
+        max_batch_size=1 << 20,
+        acks=1,
+        max_request_size=8 << 20,
+    )
+    await producer.start()
+    pending: list[asyncio.Future[Any]] = []
+    buffers: dict[tuple[str, str], list[str]] = {}
+
+    async def ship(tenant: str, source: str, chunk: list[str]) -> None:
+        value = LogBatch(tenant=tenant, source=source, lines=chunk).to_bytes()
+        key = f"{tenant}/{source}".encode()
+        pending.append(await producer.send(RAW_LOGS.name, value=value, key=key))
+        out.messages += 1
+        out.lines += len(chunk)
+        out.bytes += len(value)
+        out.per_partition[partition_for(key, partitions)] += 1
+        if len(pending) >= 256:
+            await asyncio.gather(*pending)
+            pending.clear()
+
+    try:
+        for i, (source, line) in enumerate(mixed_lines(lines, start_ts, rate, seed=11)):
+            tenant = f"bench{i % tenants}"
+            buf = buffers.setdefault((tenant, source), [])
+            buf.append(line)
+            if len(buf) >= batch_lines:
+                await ship(tenant, source, buffers.pop((tenant, source)))
+        for (tenant, source), rest in buffers.items():
+            await ship(tenant, source, rest)
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return out
+
+
+async def bare_consume(bootstrap: str, produced: Produced) -> tuple[float, int]:
+    """Read the produced messages end to end and count their lines; (seconds, lines)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(RAW_LOGS.name, p) for p in sorted(produced.start_offsets)]
+        consumer.assign(tps)
+        for tp in tps:
+            consumer.seek(tp, produced.start_offsets[tp.partition])
+        start = time.perf_counter()
+        messages = lines = 0
+        while messages < produced.messages:
+            batch = await consumer.getmany(timeout_ms=1000)
+            for records in batch.values():
+                for record in records:
+                    messages += 1
+                    lines += len(orjson.loads(record.value)["lines"])
+        return time.perf_counter() - start, lines
+    finally:
+        await consumer.stop()
+
+
+def _worker_env(
+    bootstrap: str, app_id: str, workdir: Path, embedded: bool, partitions: int
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "OLLAMA_", "VLLM_"))}
+    env.update(
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        KAFKA_EMBEDDED="true" if embedded else "false",
+        LLAMACPP_BASE_URL=UNUSED_LLM_URL,
+        APP_ID=app_id,
+        WEB_PORT=str(free_port()),
+        STATE_DIR=str(workdir / "state"),
+        CLICKHOUSE_DSN=f"chdb://{workdir / 'clickhouse'}",
+        WINDOW_SECONDS="60",
+        WINDOW_IDLE_CLOSE_SECONDS="1",
+        TOPIC_PARTITIONS=str(partitions),
+        LOG_LEVEL="INFO",
+    )
+    return env
+
+
+async def pipeline(
+    bootstrap: str,
+    produced: Produced,
+    workers: int,
+    workdir: Path,
+    embedded: bool,
+    partitions: int,
+    timeout: float,
+) -> PipelineRun:
+    """Run worker processes until logs.windows accounts for every produced line."""
+    app_id = f"bench{uuid.uuid4().hex[:10]}"
+    watcher = AIOKafkaConsumer(
+        WINDOWS.name,
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="latest",
+    )
+    await watcher.start()
+    procs = []
+    logs: list[Path] = []
+    try:
+        await watcher.seek_to_end()
+        for i in range(workers):
+            wdir = workdir / f"worker{i}"
+            wdir.mkdir(parents=True, exist_ok=True)
+            logs.append(wdir / "worker.log")
+            procs.append(
+                spawn(
+                    [sys.executable, "-m", "loglytics", "worker"],
+                    logs[-1],
+                    tied=True,
+                    env=_worker_env(bootstrap, app_id, wdir, embedded, partitions),
+                )
+            )
+        ready: dict[int, float] = {}
+        counts: dict[tuple[str, str, float], int] = {}
+        deadline = time.monotonic() + timeout
+        total = 0
+        while total < produced.lines:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"pipeline saw {total} of {produced.lines} lines in {timeout}s")
+            for i, proc in enumerate(procs):
+                if proc.poll() is not None:
+                    tail = logs[i].read_text(errors="replace")[-3000:]
+                    raise RuntimeError(f"worker {i} exited with {proc.returncode}:\n{tail}")
+                if i not in ready and READY_MARK in logs[i].read_bytes():
+                    ready[i] = time.perf_counter()
+            batch = await watcher.getmany(timeout_ms=50)
+            for records in batch.values():
+                for record in records:
+                    digest = orjson.loads(record.value)
+                    if not str(digest.get("tenant", "")).startswith("bench"):
+                        continue
+                    key = (digest["tenant"], digest["source"], digest["window_start"])
+                    counts[key] = digest["line_count"]  # a re-emitted window replaces itself
+            total = sum(counts.values())
+        done = time.perf_counter()
+        if not ready:  # finished before the log was polled again: count from now (never happens)
+            ready[0] = done
+        rss = [_vm_hwm_mb(p.pid) for p in procs]
+        first = min(ready.values())
+        spread = max(ready.values()) - first
+    finally:
+        await watcher.stop()
+        for proc in procs:
+            if alive(proc.pid):
+                stop_pid(proc.pid, timeout=15)
+    letters = sum((await _end_offsets(bootstrap, "deadletter")).values())
+    return PipelineRun(done - first, total, len(counts), spread, rss, letters)
+
+
+def run_size(n: int, opts: argparse.Namespace) -> dict[str, Any]:
+    """One complete measurement (own broker unless --bootstrap) for N lines."""
+    with tempfile.TemporaryDirectory(prefix="loglytics-bench-") as tmp:
+        root = Path(tmp)
+        settings = None
+        if opts.bootstrap:
+            bootstrap = opts.bootstrap
+            embedded = os.environ.get("KAFKA_EMBEDDED", "").lower() in ("1", "true")
+        else:
+            settings = load_settings(
+                state_dir=root / "stack",
+                kafka_bootstrap_servers="",
+                llamacpp_base_url=UNUSED_LLM_URL,
+                ollama_base_url="",
+                vllm_base_url="",
+                clickhouse_dsn=f"chdb://{root / 'clickhouse'}",
+            )
+            bootstrap = embedded_stack.up(settings, tied=True).kafka
+            embedded = True
+        try:
+            # Syslog stamps carry no year, so event time is kept inside the current year,
+            # and in the past so that no line trips the future-timestamp flag.
+            start_ts = float(int(time.time() - 2 * 3600) // 60 * 60)
+            produced = asyncio.run(
+                produce(
+                    bootstrap,
+                    n,
+                    opts.batch_lines,
+                    opts.tenants,
+                    opts.partitions,
+                    start_ts,
+                    opts.rate,
+                )
+            )
+            bare = []
+            for _ in range(max(1, opts.bare_repeat)):
+                secs, got = asyncio.run(bare_consume(bootstrap, produced))
+                if got != produced.lines:
+                    raise RuntimeError(f"bare consumer read {got} lines, expected {produced.lines}")
+                bare.append(secs)
+            piped = asyncio.run(
+                pipeline(
+                    bootstrap,
+                    produced,
+                    opts.workers,
+                    root,
+                    embedded,
+                    opts.partitions,
+                    opts.timeout,
+                )
+            )
+        finally:
+            if settings is not None:
+                embedded_stack.down(settings)
+    bare_s = min(bare)
+    result = {
+        "lines": produced.lines,
+        "messages": produced.messages,
+        "mb": round(produced.bytes / 1e6, 1),
+        "workers": opts.workers,
+        "pipeline_s": round(piped.seconds, 3),
+        "pipeline_lines_per_s": round(produced.lines / piped.seconds),
+        "bare_consumer_s": round(bare_s, 3),
+        "bare_consumer_lines_per_s": round(produced.lines / bare_s),
+        "ratio": round(bare_s / piped.seconds, 4),
+        "peak_rss_mb": round(max(piped.peak_rss_mb), 1),
+        "peak_rss_mb_each": [round(x, 1) for x in piped.peak_rss_mb],
+        "windows": piped.windows,
+        "deadletters": piped.deadletters,
+        "ready_spread_s": round(piped.ready_spread_s, 3),
+        "messages_per_partition": {str(p): c for p, c in sorted(produced.per_partition.items())},
+    }
+    print(
+        f"{produced.lines:>9,} lines {produced.messages:>5} msgs  "
+        f"bare {result['bare_consumer_lines_per_s']:>10,} lines/s  "
+        f"pipeline x{opts.workers} {result['pipeline_lines_per_s']:>9,} lines/s  "
+        f"ratio {result['ratio']:.3f}  peak RSS {result['peak_rss_mb']:.0f} MiB  "
+        f"({piped.windows} windows, {piped.deadletters} dead letters)",
+        flush=True,
+    )
+    return result
+
+
+def run(args: list[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark, print a table and a final JSON line, return it."""
+    parser = argparse.ArgumentParser(prog="loglytics bench ingest", description=__doc__)
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument(
+        "--small-lines",
+        type=int,
+        default=200_000,
+        help="a smaller run first, to compare peak RSS across N (0: skip)",
+    )
+    parser.add_argument("--batch-lines", type=int, default=500, help="lines per LogBatch")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes, one group")
+    parser.add_argument("--tenants", type=int, default=4, help="tenants (x5 sources)")
+    parser.add_argument("--partitions", type=int, default=4, help="TOPIC_PARTITIONS")
+    parser.add_argument("--rate", type=float, default=1000.0, help="event-time lines per second")
+    parser.add_argument("--bare-repeat", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=1200.0, help="per pipeline run")
+    parser.add_argument("--bootstrap", default="", help="use this broker instead of a private one")
+    opts = parser.parse_args(args)
+    sizes = [opts.lines]
+    if 0 < opts.small_lines < opts.lines:
+        sizes.insert(0, opts.small_lines)
+    runs = [run_size(n, opts) for n in sizes]
+    result = dict(runs[-1])
+    result["batch_lines"] = opts.batch_lines
+    if len(runs) > 1:
+        small = runs[0]
+        result["small"] = {
+            k: small[k]
+            for k in ("lines", "pipeline_lines_per_s", "bare_consumer_lines_per_s", "ratio")
+        }
+        result["small"]["peak_rss_mb"] = small["peak_rss_mb"]
+        result["rss_growth"] = round(result["peak_rss_mb"] / max(1.0, small["peak_rss_mb"]), 3)
+    print(json_line(result))
+    return result
+
+
+if __name__ == "__main__":
+    run()
