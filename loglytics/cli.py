@@ -67,6 +67,29 @@ def _lazy(module: str, func: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
+class _IntermixedParser(argparse.ArgumentParser):
+    """Positionals may follow options (`ask chat --tenant t Why is it slow?`).
+
+    Plain argparse stops filling a `nargs="*"` positional at the first option,
+    so TEXT after `--tenant` would be "unrecognized"; intermixed parsing is
+    argparse's own fix, routed through `parse_known_args` (which it calls
+    back, hence the guard).
+    """
+
+    _inner = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self._inner:
+            return super().parse_known_args(args, namespace)
+        self._inner = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inner = False
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="loglytics",
@@ -105,11 +128,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_lazy("loglytics.commands.demo", "run"))
 
     p = sub.add_parser("ask", help="send an on-demand request and print the reply")
+    p.__class__ = _IntermixedParser  # TEXT may follow the options
     p.add_argument("task")
     p.add_argument("--tenant", required=True)
     p.add_argument("--api-key", required=True)
     p.add_argument("--stream", action="store_true")
     p.add_argument("--file", default=None, help="JSON file with the task input (entries ...)")
+    p.add_argument("--finding-id", default=None, help="root-cause: a stored finding's id")
+    p.add_argument("--last-hours", type=int, default=None, help="summarize: the time range")
+    p.add_argument("--max-tokens", type=int, default=None)
+    p.add_argument("--temperature", type=float, default=None)
+    p.add_argument("--json", action="store_true", help="print every reply record as JSON")
     p.add_argument("--timeout", type=float, default=300.0)
     p.add_argument("text", nargs="*")
     p.set_defaults(func=_lazy("loglytics.commands.ask", "run"))

@@ -1,0 +1,203 @@
+"""Request/reply over Kafka: produce an `LLMRequest`, read its reply from `llm.responses`.
+
+Used by `loglytics ask`, by the HTTP gateway inside the worker and by tests.
+One client holds one producer and one consumer assigned to every partition of
+`llm.responses` (no consumer group: nothing to join, nothing committed); it is
+positioned at the end *before* any request is produced, so a reply cannot
+arrive before we listen. A dispatcher routes records by key (the request id)
+to the waiting caller; many calls can share one client.
+
+Each request carries a deadline header: the worker drops a request whose
+deadline passed (no one waits for it any more) instead of spending LLM time
+on it — this matters when a worker starts after a backlog built up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from types import TracebackType
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from loglytics.kafka_admin import ensure_topics
+from loglytics.schemas import DecodeError, LLMRequest, LLMResponse, LLMStreamChunk
+from loglytics.topics import REQUESTS, RESPONSES
+
+log = logging.getLogger(__name__)
+
+DEADLINE_HEADER = "loglytics-deadline"
+Reply = LLMStreamChunk | LLMResponse
+
+
+class ReplyTimeout(TimeoutError):
+    """No final reply arrived in time."""
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def decode_reply(value: bytes) -> Reply:
+    """A record of `llm.responses` as a chunk or a response; `DecodeError` otherwise."""
+    try:
+        obj = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"invalid JSON: {exc}") from None
+    if isinstance(obj, dict) and obj.get("kind") == "chunk":
+        return LLMStreamChunk.from_obj(obj)
+    return LLMResponse.from_obj(obj)
+
+
+class RequestClient:
+    """A shared request/reply client; `async with RequestClient(bootstrap) as c: ...`."""
+
+    def __init__(self, bootstrap: str, *, partitions: int = 4, fetch_wait_ms: int = 20) -> None:
+        self.bootstrap = bootstrap
+        self.partitions = partitions
+        self._fetch_wait_ms = fetch_wait_ms
+        self._producer: AIOKafkaProducer | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._waiters: dict[str, asyncio.Queue[Reply]] = {}
+
+    async def start(self) -> None:
+        await ensure_topics(self.bootstrap, self.partitions)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap, linger_ms=0, max_request_size=8 << 20
+        )
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="latest",
+            fetch_max_wait_ms=self._fetch_wait_ms,
+        )
+        await producer.start()
+        try:
+            await consumer.start()
+            await consumer.topics()  # loads metadata, so the partitions are known
+            parts = consumer.partitions_for_topic(RESPONSES.name) or set(range(self.partitions))
+            tps = [TopicPartition(RESPONSES.name, p) for p in sorted(parts)]
+            consumer.assign(tps)
+            await consumer.seek_to_end(*tps)
+            for tp in tps:  # resolve the end now: replies produced after this are seen
+                await consumer.position(tp)
+        except BaseException:
+            await producer.stop()
+            await consumer.stop()
+            raise
+        self._producer, self._consumer = producer, consumer
+        self._dispatcher = asyncio.create_task(self._dispatch(), name="reply-dispatcher")
+
+    async def stop(self) -> None:
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._dispatcher
+            self._dispatcher = None
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def __aenter__(self) -> RequestClient:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def _dispatch(self) -> None:
+        assert self._consumer is not None
+        while True:
+            try:
+                batch = await self._consumer.getmany(timeout_ms=200)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a broker hiccup must not strand every waiting caller
+                log.exception("reading llm.responses failed; retrying")
+                await asyncio.sleep(0.5)
+                continue
+            for records in batch.values():
+                for record in records:
+                    self._route(record.key, record.value)
+
+    def _route(self, key: Any, value: Any) -> None:
+        if not isinstance(key, bytes) or not isinstance(value, bytes):
+            return
+        queue = self._waiters.get(key.decode(errors="replace"))
+        if queue is None:
+            return
+        try:
+            reply = decode_reply(value)
+        except DecodeError as exc:
+            log.warning("undecodable reply for %r: %s", key, exc.reason)
+            return
+        queue.put_nowait(reply)
+
+    async def stream(self, request: LLMRequest, timeout: float) -> AsyncGenerator[Reply, None]:
+        """Send `request`; yield its chunks (if streamed), then its final `LLMResponse`."""
+        async for reply in self.stream_raw(
+            request.request_id, request.tenant.encode(), request.to_bytes(), timeout
+        ):
+            yield reply
+
+    async def stream_raw(
+        self, request_id: str, key: bytes | None, value: bytes, timeout: float
+    ) -> AsyncGenerator[Reply, None]:
+        """Like `stream`, for bytes that may not be a valid request (tests, gateways)."""
+        if self._producer is None:
+            raise RuntimeError("RequestClient is not started")
+        if request_id in self._waiters:
+            raise ValueError(f"request id {request_id!r} is already waiting")
+        queue: asyncio.Queue[Reply] = asyncio.Queue()
+        self._waiters[request_id] = queue
+        deadline = time.time() + timeout
+        loop_deadline = asyncio.get_running_loop().time() + timeout
+        try:
+            headers = [(DEADLINE_HEADER, f"{deadline:.3f}".encode())]
+            await self._producer.send_and_wait(REQUESTS.name, value=value, key=key, headers=headers)
+            while True:
+                remaining = loop_deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    raise ReplyTimeout(f"no reply to {request_id} within {timeout:.0f}s")
+                try:
+                    reply = await asyncio.wait_for(queue.get(), remaining)
+                except TimeoutError:
+                    raise ReplyTimeout(f"no reply to {request_id} within {timeout:.0f}s") from None
+                yield reply
+                if isinstance(reply, LLMResponse) and reply.final:
+                    return
+        finally:
+            self._waiters.pop(request_id, None)
+
+    async def call(self, request: LLMRequest, timeout: float) -> LLMResponse:
+        """Send `request` and return its final response (chunks, if any, are dropped)."""
+        async for reply in self.stream(request, timeout):
+            if isinstance(reply, LLMResponse):
+                return reply
+        raise ReplyTimeout(f"no final reply to {request.request_id}")  # pragma: no cover
+
+
+async def ask_once(
+    bootstrap: str, request: LLMRequest, timeout: float
+) -> AsyncGenerator[Reply, None]:
+    """One request on a client of its own (what a CLI needs)."""
+    async with RequestClient(bootstrap) as client, aclosing(client.stream(request, timeout)) as it:
+        async for reply in it:
+            yield reply

@@ -1,0 +1,188 @@
+"""What every task handler gets and returns, and the one way handlers call the LLM.
+
+Handlers are plain async functions of a `TaskContext`: no Faust, no Kafka, so
+they run the same under the request agent and in a unit test. The context
+carries the authenticated tenant and its tier (looked up per request, so a tier
+change applies to the next call), the pool, a storage handle, and — when the
+caller asked for a stream — where to send text deltas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from loglytics.prompts.base import Message, PromptSpec
+from loglytics.providers import LLMPool, PoolResult, StreamDelta, json_schema_for
+from loglytics.providers.tokens import add_usage, estimate_messages, estimate_tokens
+from loglytics.schemas import LLMRequest, TokenUsage
+from loglytics.settings import Tier
+from loglytics.storage.client import Client
+
+T = TypeVar("T")
+InputT = TypeVar("InputT", bound=BaseModel)
+
+MODEL_CONTEXT_TOKENS = 4096
+"""The smallest context among the product's providers (an embedded llama.cpp slot)."""
+
+INPUT_CHARS_PER_TOKEN = 2
+"""Log text (timestamps, ids, addresses) tokenizes densely: ~2 characters per token,
+not the ~4 of prose, so budgets assume 2 to stay inside the context."""
+
+MIN_STRUCTURED_TOKENS = 64
+"""Below this a JSON reply cannot close; such a `max_tokens` is refused, not silently raised."""
+
+CONTEXT_MARGIN_TOKENS = 64
+
+DeltaSink = Callable[[str], Awaitable[None]]
+
+
+class TaskError(Exception):
+    """A request the task cannot serve; `error` is the ErrorInfo kind sent back."""
+
+    def __init__(self, error: str, message: str) -> None:
+        super().__init__(message)
+        self.error = error
+        self.message = message
+
+
+def invalid_input(message: str) -> TaskError:
+    return TaskError("invalid_input", message)
+
+
+def parse_input(model: type[InputT], raw: dict[str, Any]) -> InputT:
+    """The request's `input` as the task's input model, or `invalid_input` saying why."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        parts = []
+        for err in exc.errors()[:3]:
+            loc = ".".join(str(p) for p in err["loc"]) or "input"
+            parts.append(f"{loc}: {err['msg']}")
+        raise invalid_input("; ".join(parts)) from None
+
+
+class Storage(Protocol):
+    """ClickHouse as handlers see it: blocking reads run off the event loop."""
+
+    async def run(self, fn: Callable[[Client], T]) -> T: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class TaskResult:
+    """What a handler produced; the agent adds ids, timing and usage to make the reply."""
+
+    text: str
+    data: dict[str, Any] | None = None
+    confidence: float | None = None
+    truncated: bool = False
+
+
+@dataclass
+class TaskContext:
+    request: LLMRequest
+    tier: Tier
+    pool: LLMPool
+    storage: Storage
+    on_delta: DeltaSink | None = None
+    calls: list[PoolResult] = field(default_factory=list)
+    streamed: bool = False
+
+    @property
+    def tenant(self) -> str:
+        return self.request.tenant
+
+    @property
+    def input(self) -> dict[str, Any]:
+        return self.request.input
+
+    def max_tokens(self, spec: PromptSpec) -> int:
+        """The request's `max_tokens`, else the spec's; structured replies need a floor."""
+        limit = self.request.max_tokens or spec.max_tokens
+        if spec.output is not None and limit < MIN_STRUCTURED_TOKENS:
+            raise invalid_input(
+                f"max_tokens must be at least {MIN_STRUCTURED_TOKENS} for {spec.task} "
+                "(its reply is a JSON object that needs room to close)"
+            )
+        return limit
+
+    def input_budget(self, spec: PromptSpec, max_tokens: int) -> int:
+        """Characters of user input that fit the context next to the prompt and the reply.
+
+        Room is kept for a repair round (the bad reply, the schema and a second
+        answer), since the pool retries an invalid structured reply once.
+        """
+        fixed = estimate_messages(spec.messages(""))
+        reserve = max_tokens
+        if spec.output is not None:
+            schema_chars = len(str(json_schema_for(spec.output)))
+            reserve += max_tokens + estimate_tokens("x" * schema_chars) * 2
+        tokens = MODEL_CONTEXT_TOKENS - fixed - reserve - CONTEXT_MARGIN_TOKENS
+        return max(256, tokens * INPUT_CHARS_PER_TOKEN)
+
+    async def generate(
+        self,
+        spec: PromptSpec,
+        user: str,
+        *,
+        history: Sequence[Message] = (),
+        max_tokens: int | None = None,
+        stream: bool = True,
+    ) -> PoolResult:
+        """One LLM call for this request; deltas go to `on_delta` when streaming.
+
+        `stream=False` keeps intermediate calls (a query plan) out of the
+        stream: what the client sees streamed is only text meant for it.
+        """
+        limit = max_tokens if max_tokens is not None else self.max_tokens(spec)
+        kwargs: dict[str, Any] = {
+            "tenant": self.tenant,
+            "tier": self.tier,
+            "task": spec.task,
+            "messages": spec.messages(user, history),
+            "output": spec.output,
+            "max_tokens": limit,
+            "temperature": self.request.temperature,
+            "request_id": self.request.request_id,
+        }
+        if not stream or self.on_delta is None:
+            result = await self.pool.complete(**kwargs)
+        else:
+            result_or_none: PoolResult | None = None
+            async with aclosing(self.pool.stream(**kwargs)) as events:
+                async for event in events:
+                    if isinstance(event, StreamDelta):
+                        if event.text:
+                            self.streamed = True
+                            await self.on_delta(event.text)
+                    else:
+                        result_or_none = event
+            if result_or_none is None:  # the pool always ends with a result; be explicit
+                raise TaskError("internal", "the LLM stream ended without a result")
+            result = result_or_none
+        self.calls.append(result)
+        return result
+
+    def usage(self) -> TokenUsage:
+        total = TokenUsage()
+        for call in self.calls:
+            total = add_usage(total, call.usage)
+        return total
+
+
+def cut(text: str, limit: int) -> tuple[str, bool]:
+    """`text` at most `limit` characters (an ellipsis marks the cut), and whether it was cut."""
+    if len(text) <= limit:
+        return text, False
+    return text[: max(0, limit - 1)] + "…", True
+
+
+def percent(value: int | None) -> float | None:
+    """A model's 0-100 confidence as the 0-1 `confidence_score` of the reply."""
+    return None if value is None else max(0.0, min(1.0, value / 100.0))

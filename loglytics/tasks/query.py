@@ -1,0 +1,120 @@
+"""query: a question about the tenant's stored data, answered from ClickHouse.
+
+The model fills a `QueryPlan` (its JSON schema is the output schema); code
+compiles it with `run_plan`, which adds the tenant filter from the
+authenticated request, parameterises every value and bounds the result. The
+answer is written from the rows by a template, so every number in it is one
+ClickHouse returned. A plan the model cannot produce, or one that fails or
+matches nothing, falls back to `default_plan` — tenant-filtered the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from loglytics.prompts.query import QUERY, QueryAnswer, default_plan
+from loglytics.providers import InvalidOutput
+from loglytics.storage.client import Client
+from loglytics.storage.plan import QueryPlan, QueryResult, run_plan
+from loglytics.tasks.base import TaskContext, TaskResult, cut, parse_input
+
+log = logging.getLogger(__name__)
+
+MAX_ROWS_IN_TEXT = 10
+
+
+class QueryInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(min_length=1)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.2f}".rstrip("0").rstrip(".")
+    text = str(value)
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+def _range(plan: QueryPlan) -> str:
+    tr = plan.time_range
+    if tr.since is not None:
+        end = f" until {tr.until.isoformat()}" if tr.until else ""
+        return f"since {tr.since.isoformat()}{end}"
+    return f"the last {tr.last_hours or 24} hours"
+
+
+def render_answer(plan: QueryPlan, rows: list[dict[str, Any]], note: str) -> str:
+    """A plain answer that cites the rows it is built on (no model-written numbers)."""
+    what = f"{plan.aggregate} by {', '.join(plan.group_by) or 'all'}"
+    head = f"From {plan.source} over {_range(plan)}"
+    head += f" ({what})" if plan.aggregate != "none" else ""
+    if note:
+        head += f" — {note}"
+    if not rows:
+        return head + ": no matching rows."
+    lines = [f"{head}: {len(rows)} row(s)."]
+    for row in rows[:MAX_ROWS_IN_TEXT]:
+        lines.append("- " + ", ".join(f"{k}={_value(v)}" for k, v in row.items()))
+    if len(rows) > MAX_ROWS_IN_TEXT:
+        lines.append(f"… and {len(rows) - MAX_ROWS_IN_TEXT} more rows in data.rows")
+    return "\n".join(lines)
+
+
+async def query(ctx: TaskContext) -> TaskResult:
+    given = parse_input(QueryInput, ctx.input)
+    limit = ctx.max_tokens(QUERY)
+    question, truncated = cut(given.question, ctx.input_budget(QUERY, limit))
+    tenant = ctx.tenant
+    now = datetime.now(UTC)
+
+    async def execute(plan: QueryPlan) -> QueryResult:
+        def run(client: Client) -> QueryResult:
+            return run_plan(client, plan, tenant, now=now)
+
+        return await ctx.storage.run(run)
+
+    plan: QueryPlan | None = None
+    reason = ""
+    try:
+        planned = await ctx.generate(QUERY, question, max_tokens=limit, stream=False)
+        plan = planned.data_as(QueryPlan)
+    except InvalidOutput as exc:
+        reason = "the model's plan was invalid"
+        log.info("query plan invalid for %s: %s", ctx.request.request_id, exc.message)
+    result: QueryResult | None = None
+    if plan is not None:
+        try:
+            result = await execute(plan)
+        except Exception as exc:  # a plan that validates may still fail in ClickHouse
+            reason = "the model's plan could not run"
+            log.info("query plan failed for %s: %s", ctx.request.request_id, exc)
+        else:
+            if not result.rows:
+                reason = "the model's plan matched no rows"
+    fallback = result is None or not result.rows
+    if fallback:
+        plan = default_plan()
+        result = await execute(plan)
+    assert plan is not None and result is not None
+    note = f"{reason}; showing the default: findings per severity" if fallback else ""
+    answer = render_answer(plan, result.rows, note)
+    data = QueryAnswer(
+        question=cut(question, 2000)[0],
+        plan=plan,
+        fallback=fallback,
+        fallback_reason=reason,
+        rows=result.rows,
+        row_count=len(result.rows),
+        truncated=result.truncated,
+        answer=cut(answer, 4000)[0],
+    )
+    return TaskResult(
+        text=data.answer,
+        data=data.model_dump(mode="json"),
+        truncated=truncated or result.truncated,
+    )

@@ -1,0 +1,72 @@
+"""root-cause: the likely cause behind given entries or a stored finding.
+
+A finding is read with `get_finding`, which filters by the requesting tenant:
+another tenant's id reads as "not found", the same answer as an unknown id,
+so ids cannot even be probed for existence.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from loglytics.prompts.root_cause import ROOT_CAUSE, RootCause
+from loglytics.schemas import Finding
+from loglytics.storage.client import Client
+from loglytics.storage.queries import get_finding
+from loglytics.tasks.base import TaskContext, TaskResult, invalid_input, parse_input, percent
+from loglytics.tasks.compact import render_entry
+from loglytics.tasks.entries import read_entries, structured_result
+
+
+class RootCauseInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    finding_id: str | None = Field(None, min_length=1, max_length=64)
+    entries: list[str | dict[str, Any]] = Field(default_factory=list)
+    text: str | None = None
+
+    @model_validator(mode="after")
+    def _some(self) -> RootCauseInput:
+        if self.finding_id is None and not self.lines():
+            raise ValueError("give a finding_id, entries (a list of log lines) or text")
+        return self
+
+    def lines(self) -> list[str]:
+        out = [render_entry(e) for e in self.entries]
+        if self.text:
+            out.extend(self.text.splitlines())
+        return [line for line in (s.strip() for s in out) if line]
+
+
+def finding_lines(f: Finding) -> list[str]:
+    """A finding as lines the model reads like log entries."""
+    lines = [
+        f"Finding: [{f.severity}] {f.title} ({f.kind}, {f.category}) in source {f.source}",
+        f"Summary: {f.summary}",
+    ]
+    for tid, template in zip(f.evidence.template_ids, f.evidence.templates, strict=False):
+        count = f.evidence.counts.get(tid)
+        lines.append(f"Pattern: {template}" + (f" (x{count})" if count else ""))
+    lines.extend(f"Example: {e}" for e in f.evidence.exemplars)
+    lines.extend(f"Signal: {s.kind} {s.detail}".rstrip() for s in f.evidence.signals)
+    return lines
+
+
+async def root_cause(ctx: TaskContext) -> TaskResult:
+    given = parse_input(RootCauseInput, ctx.input)
+    lines: list[str] = []
+    if given.finding_id is not None:
+        fid, tenant = given.finding_id, ctx.tenant
+
+        def fetch(client: Client) -> Finding | None:
+            return get_finding(client, tenant, fid)
+
+        finding = await ctx.storage.run(fetch)
+        if finding is None:
+            raise invalid_input(f"finding {fid!r} not found")
+        lines = finding_lines(finding)
+    lines.extend(given.lines())
+    result, packed = await read_entries(ctx, ROOT_CAUSE, lines)
+    return structured_result(result, packed, percent(result.data_as(RootCause).confidence))
