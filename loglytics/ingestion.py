@@ -9,8 +9,10 @@ line accepted with a flag; nothing here raises on input.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import orjson
 
@@ -18,9 +20,7 @@ from loglytics.mining import MinerConfig, TemplateMiner, TemplateState
 from loglytics.parsing import LineParser, ParsedLine, normalise_level
 from loglytics.schemas import BatchEvent, DecodeError, LogBatch, LogEvent
 from loglytics.schemas.logs import ID_PATTERN
-from loglytics.windowing import MinedLine
-
-import re
+from loglytics.windowing import MinedBatch, MinedLine
 
 _ID = re.compile(ID_PATTERN)
 EARLIEST_PLAUSIBLE_TS = 315_532_800.0  # 1980-01-01: older stamps are parse accidents
@@ -44,7 +44,9 @@ class Decoded:
     events: list[BatchEvent] = field(default_factory=list)
 
 
-def _header(headers: Mapping[str, bytes] | Sequence[tuple[str, bytes]] | None, name: str) -> str | None:
+def _header(
+    headers: Mapping[str, bytes] | Sequence[tuple[str, bytes]] | None, name: str
+) -> str | None:
     if not headers:
         return None
     items = headers.items() if isinstance(headers, Mapping) else headers
@@ -161,40 +163,65 @@ class SourcePipeline:
 
     def process(self, decoded: Decoded, arrival_ts: float) -> tuple[list[MinedLine], int]:
         """Parse and mine a message's lines; returns the lines and how many were flagged."""
+        batch = self.process_batch(decoded, arrival_ts)
+        return batch.lines(), len(batch.flagged)
+
+    def process_batch(self, decoded: Decoded, arrival_ts: float) -> MinedBatch:
+        """Parse and mine a message's lines into columns (the hot path; see `MinedBatch`).
+
+        The checks that rarely fire (over-long lines, replacement characters,
+        implausible timestamps) are first made once for the whole message with
+        C-level builtins; only a message that trips one is checked line by line.
+        """
+        limit = self.max_line_chars
+        lines = decoded.lines
+        truncated: list[int] = []
         parsed: list[ParsedLine | BatchEvent] = []
-        if decoded.lines:
-            limit = self.max_line_chars
-            lines = [ln if len(ln) <= limit else ln[:limit] for ln in decoded.lines]
+        if lines:
+            if max(map(len, lines)) > limit:
+                truncated = [i for i, ln in enumerate(lines) if len(ln) > limit]
+                lines = [ln if len(ln) <= limit else ln[:limit] for ln in lines]
             parsed.extend(self._parser(decoded.format).parse_many(lines))
-            truncated = {i for i, ln in enumerate(decoded.lines) if len(ln) > limit}
-        else:
-            truncated = set()
         parsed.extend(decoded.events)
         messages = [p.message for p in parsed]
-        matches = self.miner.add_many(messages, arrival_ts)
-        out: list[MinedLine] = []
-        flagged = 0
+        hits = self.miner.add_many(messages, arrival_ts)
+        flagged: set[int] = set(truncated)
+        stamps = self._stamps([p.timestamp for p in parsed], arrival_ts, flagged)
+        if "\ufffd" in "".join(messages):
+            flagged.update(i for i, msg in enumerate(messages) if "\ufffd" in msg)
+        if decoded.events:
+            levels = [
+                p.level if isinstance(p, ParsedLine) else normalise_level(p.level or "")
+                for p in parsed
+            ]
+        else:
+            levels = [p.level for p in cast(list[ParsedLine], parsed)]  # no events: all parsed
+        return MinedBatch(
+            ts=stamps, levels=levels, hits=hits, messages=messages, flagged=sorted(flagged)
+        )
+
+    def _stamps(
+        self, stamps: list[float | None], arrival_ts: float, flagged: set[int]
+    ) -> list[float]:
+        """Event times: missing ones take the arrival time, implausible ones too (flagged)."""
         latest = arrival_ts + self.future_tolerance
-        for i, (p, m) in enumerate(zip(parsed, matches, strict=True)):
-            ts = p.timestamp
-            flag = i in truncated or "\ufffd" in p.message
+        if None not in stamps:
+            plain = cast(list[float], stamps)
+            # A sum is finite only when every term is (an overflow just takes the slow path).
+            if (
+                plain
+                and math.isfinite(sum(plain))
+                and min(plain) >= EARLIEST_PLAUSIBLE_TS
+                and max(plain) <= latest
+            ):
+                return plain
+        out: list[float] = []
+        for i, ts in enumerate(stamps):
             if ts is None or not math.isfinite(ts):
-                ts = arrival_ts
+                out.append(arrival_ts)
             elif ts > latest or ts < EARLIEST_PLAUSIBLE_TS:
-                ts, flag = arrival_ts, True
-            level = p.level if isinstance(p, ParsedLine) else normalise_level(p.level or "")
-            if flag:
-                flagged += 1
-            out.append(
-                MinedLine(
-                    ts=ts,
-                    level=level,
-                    template_id=m.template_id,
-                    template=m.template,
-                    is_new=m.is_new,
-                    params=m.params,
-                    message=p.message,
-                    flagged=flag,
-                )
-            )
-        return out, flagged
+                out.append(arrival_ts)
+                flagged.add(i)
+            else:
+                out.append(ts)
+        return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from typing import Any
+from typing import Any, cast
 
 from faust.types import EventT, StreamT
 
@@ -24,7 +24,7 @@ from loglytics.partitioning import source_key, state_key
 from loglytics.schemas import WindowDigest
 from loglytics.settings import get_settings
 from loglytics.topics import raw_logs_topic, windows_topic
-from loglytics.windowing import add_lines, closable, new_source_state, to_digest
+from loglytics.windowing import add_batch, closable, new_source_state, to_digest
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,9 @@ class IngestStage:
         """On rebalance: partitions may have moved, so rebuild pipelines from the tables."""
         self.pipelines.clear()
 
-    async def emit(self, tenant: str, source: str, wins: list[dict[str, Any]], closed_by: str) -> None:
+    async def emit(
+        self, tenant: str, source: str, wins: list[dict[str, Any]], closed_by: str
+    ) -> None:
         pipe = self.pipelines.get(source_key(tenant, source))
 
         def template_of(tid: str) -> str | None:
@@ -96,10 +98,10 @@ class IngestStage:
         for message, partition, offset in decoded:
             if offset <= offsets.get(str(partition), -1):
                 continue  # already counted before a restart
-            mined, _flagged = pipe.process(message, arrival)
-            add_lines(state, mined, settings.window_seconds, settings.allowed_lateness_seconds)
+            batch = pipe.process_batch(message, arrival)
+            add_batch(state, batch, settings.window_seconds, settings.allowed_lateness_seconds)
             offsets[str(partition)] = offset
-            self.lines_in += len(mined)
+            self.lines_in += len(batch)
             absorbed = True
         if not absorbed:
             return
@@ -140,7 +142,9 @@ stage = IngestStage()
 @app.agent(raw_logs_topic)
 async def ingest(stream: StreamT[bytes]) -> None:
     """Consume raw logs in batches; bad messages go to `deadletter`, never crash the agent."""
-    async for events in stream.take_events(BATCH_EVENTS, within=BATCH_WITHIN):
+    # `take_events` exists on faust's Stream, not on its StreamT protocol.
+    batches = stream.take_events(BATCH_EVENTS, within=BATCH_WITHIN)  # type: ignore[attr-defined]
+    async for events in batches:
         arrival = time.time()
         groups: dict[str, list[tuple[Decoded, int, int]]] = defaultdict(list)
         for event in events:
@@ -152,11 +156,16 @@ async def ingest(stream: StreamT[bytes]) -> None:
                 log.exception("ingest failed for %s", key)
                 for message, _partition, _offset in decoded:
                     await dead_letter(
-                        "ingest", f"internal error: {exc!r}", None, "\n".join(message.lines).encode()
+                        "ingest",
+                        f"internal error: {exc!r}",
+                        None,
+                        "\n".join(message.lines).encode(),
                     )
 
 
-async def _decode_into(event: EventT, groups: dict[str, list[tuple[Decoded, int, int]]]) -> None:
+async def _decode_into(
+    event: EventT[Any], groups: dict[str, list[tuple[Decoded, int, int]]]
+) -> None:
     msg = event.message
     value = msg.value if isinstance(msg.value, bytes) else None
     key = msg.key if isinstance(msg.key, bytes) else None
@@ -167,6 +176,10 @@ async def _decode_into(event: EventT, groups: dict[str, list[tuple[Decoded, int,
     groups[source_key(result.tenant, result.source)].append((result, msg.partition, msg.offset))
 
 
-@app.on_rebalance_complete.connect
-async def _on_rebalance(sender: Any, **kwargs: Any) -> None:
+def _on_rebalance(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+    """Partitions may have moved: pipelines are rebuilt from the tables on next use."""
     stage.forget()
+
+
+# mode types receivers with a Protocol that mypy matches to no plain function.
+app.on_rebalance_complete.connect(cast(Any, _on_rebalance))
