@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import faust
 
-from loglytics.partitioning import CoPartitionedTable, tenant_partitioner
+from loglytics.partitioning import (
+    CoPartitionedGlobalTable,
+    CoPartitionedTable,
+    tenant_partitioner,
+)
 from loglytics.settings import Settings, get_settings
 
 
@@ -28,6 +32,7 @@ def create_app(settings: Settings) -> faust.App:
         topic_replication_factor=1,
         producer_partitioner=tenant_partitioner,
         Table=CoPartitionedTable,
+        GlobalTable=CoPartitionedGlobalTable,
         # Tansu answers ListOffsets(latest) with the last batch's base offset + 1,
         # so changelog recovery stops early unless every batch holds one record.
         producer_max_batch_size=1 if embedded else 16384,
@@ -36,7 +41,9 @@ def create_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=min(3.0, settings.broker_session_timeout / 3),
         broker_commit_interval=1.0,
         consumer_auto_offset_reset="earliest",
-        stream_buffer_maxsize=16384,
+        # Back pressure in messages, not bytes: a LogBatch holds hundreds of lines, so a
+        # deep buffer lets a worker that is behind hold most of the topic in memory.
+        stream_buffer_maxsize=512,
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,

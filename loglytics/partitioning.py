@@ -48,15 +48,26 @@ def partition_for(key: bytes | str, partitions: int) -> int:
     return (murmur2(partition_key(raw)) & 0x7FFFFFFF) % partitions
 
 
-class CoPartitionedTable(faust.Table):  # type: ignore[type-arg, misc]
-    """A table whose changelog partition comes from the key's tenant/source prefix.
+class _CoPartitioned:
+    """Mixin: a table whose changelog partition comes from the key's tenant/source prefix.
 
     Faust would otherwise take the partition of the event being processed,
     which does not exist inside batched (`take_events`) processing or timers,
     or ask the producer's metadata, which may not know the changelog yet.
     """
 
+    partitions: int | None
+    app: faust.App
+
     def partition_for_key(self, key: Any) -> int | None:
-        if not isinstance(key, (bytes, str)):
+        if not isinstance(key, bytes | str):
             return None
         return partition_for(key, self.partitions or self.app.conf.topic_partitions)
+
+
+class CoPartitionedTable(_CoPartitioned, faust.Table):  # type: ignore[misc]
+    """`faust.Table` with co-partitioned changelog writes."""
+
+
+class CoPartitionedGlobalTable(_CoPartitioned, faust.GlobalTable):  # type: ignore[misc]
+    """`faust.GlobalTable` with co-partitioned changelog writes (any worker may write)."""

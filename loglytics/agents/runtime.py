@@ -13,10 +13,11 @@ import asyncio
 import logging
 from typing import Any
 
-from faust.types import EventT
+from faust.types import StreamT
 from mode import Service
 from prometheus_client import CollectorRegistry
 
+from loglytics.agents.deadletters import dead_letter
 from loglytics.app import app
 from loglytics.providers import LLMPool, QuotaLedger
 from loglytics.schemas import DecodeError, TenantRecord, UsageRecord
@@ -29,29 +30,12 @@ from loglytics.topics import tenants_topic, usage_topic
 log = logging.getLogger(__name__)
 
 
-def _mirror_tenant(event: EventT) -> None:
-    value = event.message.value
-    if not isinstance(value, bytes | bytearray):
-        return
-    try:
-        record = TenantRecord.from_bytes(value)
-    except DecodeError as exc:
-        log.warning("ignoring malformed tenant record: %s", exc.reason)
-        return
-    if runtime.sink is not None:
-        runtime.sink.add_tenant(record)
+# tenant -> TenantRecord bytes, on every worker. Fed by `tenants_agent` from the
+# compacted `tenants` topic (a GlobalTable whose changelog is a foreign topic
+# stalls Faust's partition assignment, so the topic feeds the table instead).
+tenant_table = app.GlobalTable("tenants", default=None, key_type=bytes, value_type=bytes)
 
-
-tenant_table = app.GlobalTable(
-    "tenants",
-    default=None,
-    key_type=bytes,
-    value_type=bytes,
-    changelog_topic=tenants_topic,
-    on_changelog_event=_mirror_tenant,
-)
-
-quota_table = app.GlobalTable("quotas", default=None, key_type=bytes, use_partitioner=True)
+quota_table = app.GlobalTable("quotas", default=None, key_type=bytes)
 
 
 class _QuotaState:
@@ -134,10 +118,8 @@ class Runtime(Service):
             await asyncio.to_thread(self.client.close)
 
     async def record_usage(self, record: UsageRecord) -> None:
-        """Every LLM call: to the `usage` topic (for billing consumers) and ClickHouse."""
+        """Every LLM call goes to the `usage` topic; the usage agent stores it in ClickHouse."""
         await usage_topic.send(key=record.tenant.encode(), value=record.to_bytes())
-        if self.sink is not None:
-            self.sink.add_usage(record)
 
     def tenant(self, tenant: str) -> TenantRecord | None:
         raw = tenant_table.get(tenant.encode())
@@ -159,3 +141,23 @@ class Runtime(Service):
 
 runtime = Runtime(get_settings())
 app.service(runtime)  # type: ignore[arg-type]
+
+
+@app.agent(tenants_topic)
+async def tenants_agent(stream: StreamT[bytes]) -> None:
+    """Keep every worker's tenant table and the ClickHouse mirror in step with the topic."""
+    async for event in stream.events():
+        value = event.message.value
+        key = event.message.key
+        try:
+            record = TenantRecord.from_bytes(value if isinstance(value, bytes) else b"")
+        except DecodeError as exc:
+            await dead_letter("tenants", exc.reason, event)
+            continue
+        if isinstance(key, bytes) and key != record.tenant.encode():
+            await dead_letter("tenants", "message key does not match the tenant id", event)
+            continue
+        tenant_table[record.tenant.encode()] = record.to_bytes()
+        rt = await runtime.ready()
+        if rt.sink is not None:
+            rt.sink.add_tenant(record)

@@ -71,7 +71,8 @@ _LAYOUTS: Final[tuple[Layout, ...]] = (
     ),
     RegexLayout(
         "bgl",
-        r"\S{1,64} (?P<ts>\d{9,11}) \d{4}\.\d\d\.\d\d \S{1,128} "
+        # The leading alert-label column is optional: shippers usually drop it.
+        r"(?:\S{1,64} )?(?P<ts>\d{9,11}) \d{4}\.\d\d\.\d\d \S{1,128} "
         r"\d{4}-\d\d-\d\d-\d\d\.\d\d\.\d\d\.(?P<frac>\d{1,9}) \S{1,128} [A-Z_]{1,32} "
         r"(?P<component>[A-Z_]{1,32}) (?P<level>[A-Z]{1,16})(?:\s+(?P<message>.*))?",
         epoch_seconds,

@@ -1,0 +1,147 @@
+"""The detection agent: window digests in, findings out (to `findings`; ClickHouse via the sink agent).
+
+Per batch of windows: deterministic signals for every window against the
+source's adaptive baseline, candidates from the signals, one LLM judgement per
+new pattern (cached verdicts for recurring ones), then findings. A window at
+or before the baseline's last absorbed window was fully processed before a
+restart and is skipped, so replays neither double-count baselines nor emit
+findings twice (and a finding re-sent before a crash has the same id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from typing import Any
+
+from faust.types import StreamT
+
+from loglytics.agents.deadletters import dead_letter
+from loglytics.agents.runtime import runtime
+from loglytics.app import app
+from loglytics.detection.findings import Candidate, build_finding, candidates
+from loglytics.detection.judge import judge
+from loglytics.detection.signals import compute_signals, new_baseline, update_baseline
+from loglytics.partitioning import source_key, state_key
+from loglytics.schemas import DecodeError, Finding, WindowDigest
+from loglytics.storage.sink import TemplateRow
+from loglytics.topics import findings_topic, windows_topic
+
+log = logging.getLogger(__name__)
+
+# tenant/source#baseline -> signals.new_baseline() shape
+baseline_table = app.Table("detection-baselines", default=None, key_type=bytes)
+# tenant#judgement_key -> {"v": verdict | None, "m": model}. Per tenant, not per
+# source, and global: a pattern judged for one source (or an earlier replay) is
+# not judged again. Bounded by the tenant's templates times signal kinds.
+verdict_table = app.GlobalTable("verdicts", default=None, key_type=bytes)
+
+
+class _TenantVerdicts:
+    """The judge's view of one tenant's verdicts (no other tenant's are reachable)."""
+
+    def __init__(self, tenant: str) -> None:
+        self.prefix = tenant + "#"
+
+    def get(self, key: str) -> Any:
+        return verdict_table.get((self.prefix + key).encode())
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        verdict_table[(self.prefix + key).encode()] = value
+
+
+async def _detect_source(key: str, digests: list[WindowDigest]) -> list[Finding]:
+    tenant, source = digests[0].tenant, digests[0].source
+    bkey = state_key(tenant, source, "baseline").encode()
+    baseline: dict[str, Any] = baseline_table.get(bkey) or new_baseline()
+    per_window: list[tuple[WindowDigest, list[Candidate]]] = []
+    templates: list[TemplateRow] = []
+    for digest in sorted(digests, key=lambda d: d.window_start):
+        last = baseline["last_window"]
+        if last is not None and digest.window_start <= last:
+            continue  # processed before a restart
+        per_window.append((digest, candidates(digest, compute_signals(digest, baseline))))
+        update_baseline(digest, baseline)
+        templates.extend(_template_rows(digest, baseline))
+    if not per_window:
+        return []
+    rt = await runtime.ready()
+    all_cands = [c for _, cands in per_window for c in cands]
+    judgements = (
+        await judge(rt.pool, tenant, rt.tier_of(tenant), all_cands, _TenantVerdicts(tenant))
+        if all_cands
+        else {}
+    )
+    now = time.time()
+    findings = []
+    for cand in all_cands:
+        j = judgements[cand.judgement_key]
+        findings.append(
+            build_finding(
+                cand, j.verdict, model_used=j.model_used, tokens_used=j.tokens,
+                latency_ms=j.latency_ms, now=now,
+            )
+        )
+    for finding in findings:
+        await findings_topic.send(key=finding.tenant.encode(), value=finding.to_bytes())
+    if rt.sink is not None:
+        for digest, _ in per_window:
+            rt.sink.add_window(digest)
+        rt.sink.add_templates(templates)
+    baseline_table[bkey] = baseline
+    del key
+    return findings
+
+
+def _template_rows(digest: WindowDigest, baseline: dict[str, Any]) -> list[TemplateRow]:
+    rows = []
+    for tpl in digest.templates:
+        hist = baseline["t"].get(tpl.template_id)
+        if hist is None:
+            continue
+        hist["total"] = hist.get("total", 0) + tpl.count
+        hist.setdefault("first", digest.window_start)
+        rows.append(
+            TemplateRow(
+                tenant=digest.tenant,
+                source=digest.source,
+                template_id=tpl.template_id,
+                template=tpl.template,
+                level=tpl.level,
+                first_seen=hist["first"],
+                last_seen=digest.window_end,
+                count=hist["total"],
+            )
+        )
+    return rows
+
+
+@app.agent(windows_topic)
+async def detect(stream: StreamT[bytes]) -> None:
+    """Consume window digests in batches; a bad digest is dead-lettered, never fatal."""
+    async for events in stream.take_events(500, within=0.5):
+        groups: dict[str, list[WindowDigest]] = defaultdict(list)
+        for event in events:
+            value = event.message.value
+            try:
+                digest = WindowDigest.from_bytes(value if isinstance(value, bytes) else b"")
+            except DecodeError as exc:
+                await dead_letter("detection", exc.reason, event)
+                continue
+            groups[source_key(digest.tenant, digest.source)].append(digest)
+        results = await asyncio.gather(
+            *(_detect_source(key, digests) for key, digests in groups.items()),
+            return_exceptions=True,
+        )
+        for (key, digests), result in zip(groups.items(), results, strict=True):
+            if isinstance(result, BaseException):
+                log.error("detection failed for %s", key, exc_info=result)
+                for digest in digests:
+                    await dead_letter(
+                        "detection", f"internal error: {result!r}", None, digest.to_bytes()
+                    )
+        rt = await runtime.ready()
+        if rt.sink is not None:
+            await rt.sink.flush()

@@ -1,0 +1,269 @@
+"""`loglytics bench detection`: BGL alerts through the real pipeline, and what the LLM cost.
+
+Replays `../shared/data/loghub/BGL/BGL_2k.log` (its `Label` column removed) as
+one tenant's source through a real worker on the embedded stack, then scores
+at line level: a line is flagged when a finding's evidence names its template.
+The baseline flags every FATAL-level line. Tokens come from the `usage` topic
+(what the pool actually charged). Ten consecutive replays go to ten sources of
+the same tenant: same data, same patterns, so judged patterns cost nothing.
+The naive design is priced as one prompt per window holding every raw line of
+the window with the same system prompt and example.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import os
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from loglytics.bench import json_line
+from loglytics.embedded import stack as embedded_stack
+from loglytics.embedded.worker import WorkerProcess
+from loglytics.ingestion import Decoded, SourcePipeline
+from loglytics.prompts.detection import DETECTION
+from loglytics.providers.tokens import estimate_messages, estimate_tokens
+from loglytics.schemas import LogBatch
+from loglytics.settings import load_settings
+
+TENANT = "bench"
+BATCH = 500
+
+
+def _loghub(path: Path | None) -> Path:
+    if path is not None:
+        return path
+    env = os.environ.get("LOGHUB_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2].parent / "shared" / "data" / "loghub"
+
+
+def load_bgl(loghub: Path) -> tuple[list[str], list[bool], list[str]]:
+    """Raw lines without the label column, whether each is an alert, and each line's level."""
+    raw = (loghub / "BGL" / "BGL_2k.log").read_text(encoding="utf-8").splitlines()
+    with open(loghub / "BGL" / "BGL_2k.log_structured_corrected.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    lines, alerts, levels = [], [], []
+    for line, row in zip(raw, rows, strict=True):
+        label, _, rest = line.partition(" ")
+        lines.append(rest)
+        alerts.append(label != "-")
+        levels.append(row["Level"])
+    return lines, alerts, levels
+
+
+def _prf(flags: list[bool], truth: list[bool]) -> dict[str, float]:
+    tp = sum(f and t for f, t in zip(flags, truth, strict=True))
+    fp = sum(f and not t for f, t in zip(flags, truth, strict=True))
+    fn = sum(t and not f for f, t in zip(flags, truth, strict=True))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4)}
+
+
+async def _produce(bootstrap: str, source: str, lines: list[str]) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    from loglytics.kafka_admin import ensure_topics
+
+    await ensure_topics(bootstrap, 4)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=8 << 20)
+    await producer.start()
+    try:
+        for i in range(0, len(lines), BATCH):
+            batch = LogBatch(tenant=TENANT, source=source, lines=lines[i : i + BATCH])
+            await producer.send_and_wait(
+                "logs.raw", value=batch.to_bytes(), key=f"{TENANT}/{source}".encode()
+            )
+    finally:
+        await producer.stop()
+
+
+async def _read(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    out: list[dict[str, Any]] = []
+    try:
+        while batch := await consumer.getmany(timeout_ms=700, max_records=50_000):
+            for records in batch.values():
+                out.extend(orjson.loads(r.value) for r in records if r.value)
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def _lag(bootstrap: str, group: str, topics: tuple[str, ...]) -> int:
+    """Messages of `topics` the worker's consumer group has not committed yet.
+
+    Reads the group's committed offsets with a consumer of that group that never
+    subscribes (so it never joins or disturbs the group).
+    """
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partitions = load_settings().topic_partitions
+        tps = [TopicPartition(t, p) for t in topics for p in range(partitions)]
+        ends = await consumer.end_offsets(tps) if tps else {}
+        lag = 0
+        for tp, end in ends.items():
+            lag += end - (await consumer.committed(tp) or 0)
+        return lag
+    finally:
+        await consumer.stop()
+
+
+def _wait_settled(bootstrap: str, group: str, source: str, total_lines: int, timeout: float) -> None:
+    """Until every line is in a closed window and the worker has committed everything it read."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        windows = asyncio.run(_read(bootstrap, "logs.windows"))
+        covered = sum(
+            w["line_count"] for w in windows if w["tenant"] == TENANT and w["source"] == source
+        )
+        if covered >= total_lines:
+            lag = asyncio.run(_lag(bootstrap, group, ("logs.raw", "logs.windows", "findings", "usage")))
+            if lag == 0:
+                return
+        time.sleep(1.0)
+    raise TimeoutError(f"replay of {source} did not settle within {timeout:.0f}s")
+
+
+def _line_templates(lines: list[str]) -> tuple[list[str], SourcePipeline]:
+    """The pipeline's template id of every line, from an identical replica of its miner."""
+    replica = SourcePipeline(TENANT, "replica")
+    ids: list[str] = []
+    for i in range(0, len(lines), BATCH):
+        mined, _ = replica.process(Decoded(TENANT, "replica", None, lines[i : i + BATCH]), 0.0)
+        ids.extend(m.template_id for m in mined)
+    return [replica.miner.resolve(t) for t in ids], replica
+
+
+def _tokens(usage: list[dict[str, Any]]) -> int:
+    return sum(
+        int(u["prompt_tokens"]) + int(u["completion_tokens"])
+        for u in usage
+        if u["tenant"] == TENANT
+    )
+
+
+def run(args: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="loglytics bench detection", description=__doc__)
+    parser.add_argument("--loghub-dir", type=Path, default=None)
+    parser.add_argument("--replays", type=int, default=10)
+    parser.add_argument("--window-seconds", type=float, default=60.0)
+    parser.add_argument("--timeout", type=float, default=600.0, help="per replay")
+    opts = parser.parse_args(args or [])
+    lines, alerts, levels = load_bgl(_loghub(opts.loghub_dir))
+
+    workdir = Path(tempfile.mkdtemp(prefix="loglytics-bench-detection-"))
+    settings = load_settings(
+        state_dir=workdir / "stack",
+        kafka_bootstrap_servers="",
+        llamacpp_base_url="",
+        ollama_base_url="",
+        vllm_base_url="",
+    )
+    state = embedded_stack.up(settings, tied=True)
+    worker = WorkerProcess(
+        state,
+        workdir,
+        window_seconds=opts.window_seconds,
+        allowed_lateness_seconds=0,
+        window_idle_close_seconds=2,
+    )
+    try:
+        worker.start()
+        started = time.monotonic()
+        asyncio.run(_produce(state.kafka, "bgl-r1", lines))
+        _wait_settled(state.kafka, worker.app_id, "bgl-r1", len(lines), opts.timeout)
+        seconds_1x = time.monotonic() - started
+        findings = [
+            f for f in asyncio.run(_read(state.kafka, "findings")) if f["tenant"] == TENANT
+        ]
+        tokens_1x = _tokens(asyncio.run(_read(state.kafka, "usage")))
+        windows = [
+            w
+            for w in asyncio.run(_read(state.kafka, "logs.windows"))
+            if w["tenant"] == TENANT and w["source"] == "bgl-r1"
+        ]
+        for replay in range(2, opts.replays + 1):
+            asyncio.run(_produce(state.kafka, f"bgl-r{replay}", lines))
+            _wait_settled(
+                state.kafka, worker.app_id, f"bgl-r{replay}", len(lines), opts.timeout
+            )
+        tokens_10x = _tokens(asyncio.run(_read(state.kafka, "usage")))
+        findings_all = [
+            f for f in asyncio.run(_read(state.kafka, "findings")) if f["tenant"] == TENANT
+        ]
+    finally:
+        worker.stop()
+        embedded_stack.down(settings)
+
+    line_tids, replica = _line_templates(lines)
+    named: set[str] = set()
+    by_severity: dict[str, int] = defaultdict(int)
+    first = {f["finding_id"]: f for f in findings if f["source"] == "bgl-r1"}
+    for f in first.values():
+        by_severity[f["severity"]] += 1
+        named.update(replica.miner.resolve(t) for t in f["evidence"]["template_ids"])
+    flags = [t in named for t in line_tids]
+    ours = _prf(flags, alerts)
+    baseline = _prf([lv == "FATAL" for lv in levels], alerts)
+
+    # The naive design: one prompt per window with every line of it, same system prompt.
+    overhead = estimate_messages(DETECTION.messages(""))
+    window_lines: dict[float, int] = defaultdict(int)
+    for w in windows:
+        window_lines[w["window_start"]] += w["line_count"]
+    naive = overhead * len(window_lines) + sum(estimate_tokens(line) + 1 for line in lines)
+    per_replay = defaultdict(int)
+    for f in {f["finding_id"]: f for f in findings_all}.values():
+        per_replay[f["source"]] += 1
+
+    print(f"BGL 2k lines, {sum(alerts)} alert lines; windows of {opts.window_seconds:.0f}s: "
+          f"{len(window_lines)}; replay 1 took {seconds_1x:.1f}s")
+    print(f"{'':22s}{'precision':>10s}{'recall':>10s}{'f1':>10s}")
+    print(f"{'loglytics findings':22s}{ours['precision']:>10.3f}{ours['recall']:>10.3f}{ours['f1']:>10.3f}")
+    print(f"{'FATAL baseline':22s}{baseline['precision']:>10.3f}{baseline['recall']:>10.3f}"
+          f"{baseline['f1']:>10.3f}")
+    print(f"findings (replay 1): {len(first)} by severity {dict(by_severity)}; "
+          f"per replay: {dict(sorted(per_replay.items()))}")
+    print(f"tokens: 1 replay {tokens_1x}, {opts.replays} replays {tokens_10x}, "
+          f"naive 1 replay {naive}")
+    result: dict[str, Any] = {
+        "recall": ours["recall"],
+        "precision": ours["precision"],
+        "f1": ours["f1"],
+        "baseline_precision": baseline["precision"],
+        "baseline_recall": baseline["recall"],
+        "baseline_f1": baseline["f1"],
+        "tokens_1x": tokens_1x,
+        "tokens_10x": tokens_10x,
+        "tokens_naive_1x": naive,
+        "findings_1x": len(first),
+        "windows_1x": len(window_lines),
+        "replays": opts.replays,
+    }
+    print(json_line(result))
+    return result
+
+
+if __name__ == "__main__":
+    run()

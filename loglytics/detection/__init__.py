@@ -1,0 +1,1 @@
+"""Detection: deterministic signals, findings from them, and LLM judgement once per pattern."""

@@ -1,0 +1,141 @@
+"""LLM judgement, once per recurring pattern.
+
+Verdicts are cached by each candidate's judgement key (template id plus the
+kinds of signal, not the counts), so the same pattern recurring in later
+windows, or in a replay of the same data, costs no tokens. New candidates
+are judged a few at a time in one prompt. When the pool refuses (quota,
+every provider down, invalid output) the candidates simply get no verdict:
+their findings are emitted from the rules.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Protocol
+from dataclasses import dataclass
+from typing import Any
+
+from loglytics.detection.findings import Candidate
+from loglytics.prompts.detection import DETECTION, Verdict, Verdicts
+from loglytics.providers import InvalidOutput, LLMPool, PoolError
+from loglytics.settings import Tier
+
+log = logging.getLogger(__name__)
+
+CANDIDATES_PER_PROMPT = 8
+EXEMPLAR_CHARS = 160
+
+
+class VerdictCache(Protocol):
+    """Where verdicts are remembered, by judgement key (a dict in tests, a table in workers)."""
+
+    def get(self, key: str) -> Any: ...
+
+    def __setitem__(self, key: str, value: Any) -> None: ...
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdict: Verdict | None
+    model_used: str
+    tokens: int
+    latency_ms: float
+
+
+RULES = Judgement(None, "rules", 0, 0.0)
+
+
+def render(cands: list[Candidate]) -> str:
+    """The compact prompt body: one numbered entry per candidate, never raw floods."""
+    first = cands[0].digest
+    lines = [
+        f"Source: {first.source} (window {time.strftime('%H:%M', time.gmtime(first.window_start))}"
+        f"-{time.strftime('%H:%M', time.gmtime(first.window_end))})"
+    ]
+    for i, cand in enumerate(cands):
+        tpl = cand.item.template
+        details = "; ".join(s.detail for s in cand.item.signals)
+        lines.append(
+            f"[{i}] {tpl.level} x{tpl.count} checks={','.join(sorted(cand.kinds))} ({details})"
+        )
+        lines.append(f"    template: {tpl.template[:300]}")
+        if tpl.exemplars:
+            lines.append(f"    e.g. {tpl.exemplars[0][:EXEMPLAR_CHARS]}")
+    return "\n".join(lines)
+
+
+async def judge(
+    pool: LLMPool | None,
+    tenant: str,
+    tier: Tier,
+    cands: list[Candidate],
+    cache: VerdictCache,
+) -> dict[str, Judgement]:
+    """A judgement per judgement key; cached verdicts are reused at no cost."""
+    out: dict[str, Judgement] = {}
+    fresh: dict[str, Candidate] = {}
+    for cand in cands:
+        key = cand.judgement_key
+        if key in out or key in fresh:
+            continue
+        hit = cache.get(key)
+        if hit is not None:
+            verdict = Verdict.model_validate(hit["v"]) if hit["v"] is not None else None
+            out[key] = Judgement(verdict, hit["m"], 0, 0.0)
+        else:
+            fresh[key] = cand
+    pending = list(fresh.values())
+    for start in range(0, len(pending), CANDIDATES_PER_PROMPT):
+        chunk = pending[start : start + CANDIDATES_PER_PROMPT]
+        out.update(await _judge_chunk(pool, tenant, tier, chunk, cache))
+    for cand in cands:
+        out.setdefault(cand.judgement_key, RULES)
+    return out
+
+
+async def _judge_chunk(
+    pool: LLMPool | None,
+    tenant: str,
+    tier: Tier,
+    chunk: list[Candidate],
+    cache: VerdictCache,
+) -> dict[str, Judgement]:
+    if pool is None:
+        return {}
+    try:
+        result = await pool.complete(
+            tenant=tenant,
+            tier=tier,
+            task="detect",
+            messages=DETECTION.messages(render(chunk)),
+            output=Verdicts,
+            max_tokens=DETECTION.max_tokens * len(chunk),
+            temperature=0.0,
+        )
+    except InvalidOutput:
+        # The model was asked and failed even after a repair: asking again about the
+        # same pattern would fail the same way, so it is remembered as judged.
+        log.info("invalid LLM output for %s: rules only", tenant)
+        for cand in chunk:
+            cache[cand.judgement_key] = {"v": None, "m": "rules"}
+        return {}
+    except PoolError as exc:
+        # Quota or providers down: transient, so nothing is remembered.
+        log.info("no LLM verdict for %s (%s): rules only", tenant, exc.error)
+        return {}
+    verdicts = result.data_as(Verdicts).verdicts
+    by_ref = {v.ref: v for v in verdicts if 0 <= v.ref < len(chunk)}
+    share = result.usage.total // max(1, len(chunk))
+    out: dict[str, Judgement] = {}
+    for i, cand in enumerate(chunk):
+        verdict = by_ref.get(i)
+        # A candidate the model skipped was still judged: remember that too, so a
+        # recurring pattern never costs a second prompt.
+        model = result.model if verdict is not None else "rules"
+        out[cand.judgement_key] = Judgement(verdict, model, share, result.latency_ms)
+        cache[cand.judgement_key] = {
+            "v": verdict.model_dump() if verdict is not None else None,
+            "m": model,
+        }
+    return out
