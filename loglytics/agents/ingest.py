@@ -28,7 +28,9 @@ from loglytics.windowing import add_batch, closable, new_source_state, to_digest
 
 log = logging.getLogger(__name__)
 
-BATCH_EVENTS = 2000
+# Messages per batch: enough to amortise the per-source state write, few enough that a
+# batch of large LogBatches (a few hundred lines each) stays small in memory.
+BATCH_EVENTS = 256
 BATCH_WITHIN = 0.25
 
 

@@ -243,8 +243,11 @@ async def pipeline(
                 raise TimeoutError(f"pipeline saw {total} of {produced.lines} lines in {timeout}s")
             for i, proc in enumerate(procs):
                 if proc.poll() is not None:
-                    tail = logs[i].read_text(errors="replace")[-3000:]
-                    raise RuntimeError(f"worker {i} exited with {proc.returncode}:\n{tail}")
+                    text = logs[i].read_text(errors="replace")
+                    at = max(0, text.find("Traceback"))
+                    raise RuntimeError(
+                        f"worker {i} exited with {proc.returncode}:\n{text[at : at + 4000]}"
+                    )
                 if i not in ready and READY_MARK in logs[i].read_bytes():
                     ready[i] = time.perf_counter()
             batch = await watcher.getmany(timeout_ms=50)
