@@ -19,16 +19,16 @@ Severity = Literal["low", "medium", "high", "critical"]
 
 
 class Issue(BaseModel):
-    type: str = Field(max_length=24, description="e.g. timeout, database, auth, memory")
+    type: str = Field(max_length=20, description="e.g. timeout, database, auth, memory")
     severity: Severity
-    message: str = Field(max_length=80)
+    message: str = Field(max_length=64)
 
 
 @structured_output
 class Analysis(BaseModel):
-    summary: str = Field(max_length=120)
+    summary: str = Field(max_length=100)
     issues: list[Issue] = Field(max_length=3)
-    recommendations: list[Annotated[str, Field(max_length=80)]] = Field(max_length=2)
+    recommendations: list[Annotated[str, Field(max_length=64)]] = Field(max_length=2)
     confidence: int = Field(ge=0, le=100, description="percent")
 
 

@@ -15,17 +15,17 @@ from loglytics.providers import structured_output
 
 
 class ErrorGroup(BaseModel):
-    category: str = Field(max_length=24, description="e.g. database, network, auth, disk")
+    category: str = Field(max_length=20, description="e.g. database, network, auth, disk")
     severity: Literal["low", "medium", "high", "critical"]
     count: int = Field(ge=1, le=1_000_000)
-    message: str = Field(max_length=80)
+    message: str = Field(max_length=64)
 
 
 @structured_output
 class DetectedErrors(BaseModel):
-    errors: list[ErrorGroup] = Field(max_length=4)
+    errors: list[ErrorGroup] = Field(max_length=3)
     total_errors: int = Field(ge=0, le=10_000_000)
-    summary: str = Field(max_length=100)
+    summary: str = Field(max_length=80)
 
 
 SYSTEM = (

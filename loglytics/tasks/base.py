@@ -9,11 +9,13 @@ caller asked for a stream — where to send text deltas.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from loglytics.prompts.base import Message, PromptSpec
@@ -33,8 +35,8 @@ INPUT_CHARS_PER_TOKEN = 2
 """Log text (timestamps, ids, addresses) tokenizes densely: ~2 characters per token,
 not the ~4 of prose, so budgets assume 2 to stay inside the context."""
 
-MIN_STRUCTURED_TOKENS = 64
-"""Below this a JSON reply cannot close; such a `max_tokens` is refused, not silently raised."""
+JSON_CHARS_PER_TOKEN = 3
+"""Generated JSON (keys, punctuation, short words) runs ~3 characters per token."""
 
 CONTEXT_MARGIN_TOKENS = 64
 
@@ -103,13 +105,16 @@ class TaskContext:
         return self.request.input
 
     def max_tokens(self, spec: PromptSpec) -> int:
-        """The request's `max_tokens`, else the spec's; structured replies need a floor."""
+        """The request's `max_tokens`, else the spec's; raised to the JSON floor if needed.
+
+        A structured reply cut off at `max_tokens` cannot be parsed: the pool
+        then pays for a repair round that is cut off the same way. So a limit
+        below the longest reply the task's bounded schema allows is raised to
+        it (`reply_floor`); the tenant is charged for tokens used, not reserved.
+        """
         limit = self.request.max_tokens or spec.max_tokens
-        if spec.output is not None and limit < MIN_STRUCTURED_TOKENS:
-            raise invalid_input(
-                f"max_tokens must be at least {MIN_STRUCTURED_TOKENS} for {spec.task} "
-                "(its reply is a JSON object that needs room to close)"
-            )
+        if spec.output is not None:
+            limit = max(limit, reply_floor(spec.output))
         return limit
 
     def input_budget(self, spec: PromptSpec, max_tokens: int) -> int:
@@ -174,6 +179,33 @@ class TaskContext:
         for call in self.calls:
             total = add_usage(total, call.usage)
         return total
+
+
+@functools.cache
+def reply_floor(output: type[BaseModel]) -> int:
+    """Tokens the longest reply `output`'s bounded JSON schema allows (an upper estimate)."""
+    return worst_case_chars(json_schema_for(output)) // JSON_CHARS_PER_TOKEN + 8
+
+
+def worst_case_chars(node: dict[str, Any]) -> int:
+    """Characters of the longest compact JSON value a bounded schema node admits."""
+    if "enum" in node:
+        return max(len(orjson.dumps(v)) for v in node["enum"])
+    if "anyOf" in node:
+        return max(worst_case_chars(n) for n in node["anyOf"])
+    kind = node.get("type")
+    if kind == "object":
+        props = node.get("properties", {})
+        return 2 + sum(len(k) + 4 + worst_case_chars(v) for k, v in props.items())
+    if kind == "array":
+        return 2 + int(node.get("maxItems", 0)) * (worst_case_chars(node.get("items", {})) + 1)
+    if kind == "string":
+        return int(node.get("maxLength", 0)) + 2
+    if kind == "integer" and "maximum" in node:
+        return len(str(node["maximum"])) + 1
+    if kind in ("integer", "number"):
+        return 24
+    return 5
 
 
 def cut(text: str, limit: int) -> tuple[str, bool]:

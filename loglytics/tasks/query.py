@@ -67,7 +67,7 @@ def render_answer(plan: QueryPlan, rows: list[dict[str, Any]], note: str) -> str
 
 async def query(ctx: TaskContext) -> TaskResult:
     given = parse_input(QueryInput, ctx.input)
-    limit = ctx.max_tokens(QUERY)
+    limit = QUERY.max_tokens  # the plan is internal: its size is ours, not the caller's
     question, truncated = cut(given.question, ctx.input_budget(QUERY, limit))
     tenant = ctx.tenant
     now = datetime.now(UTC)
