@@ -32,11 +32,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,6 +108,70 @@ async def _end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         await consumer.stop()
 
 
+def synthetic_batches(
+    lines: int, batch_lines: int, tenants: int, start_ts: float, rate: float
+) -> Iterator[tuple[str, str, list[str]]]:
+    """(tenant, source, lines) chunks of N mixed-format lines, as a shipper would cut them."""
+    buffers: dict[tuple[str, str], list[str]] = {}
+    for i, (source, line) in enumerate(mixed_lines(lines, start_ts, rate, seed=11)):
+        tenant = f"bench{i % tenants}"
+        buf = buffers.setdefault((tenant, source), [])
+        buf.append(line)
+        if len(buf) >= batch_lines:
+            yield tenant, source, buffers.pop((tenant, source))
+    for (tenant, source), rest in buffers.items():
+        yield tenant, source, rest
+
+
+def hot_path(opts: argparse.Namespace) -> dict[str, Any]:
+    """The worker's per-message work in this process, without Kafka or Faust.
+
+    decode_message -> SourcePipeline.process_batch -> windowing.add_batch ->
+    closable -> export_dirty, per LogBatch, exactly as the ingest agent does
+    (minus the table writes). Prints throughput and this process's peak RSS at
+    checkpoints: the ingest state is bounded, and what grows is the miners'
+    caches, up to their caps (`MinerConfig.max_line_cache` per source).
+    """
+    from loglytics.ingestion import Decoded, SourcePipeline, decode_message
+    from loglytics.windowing import add_batch, closable, new_source_state
+
+    settings = load_settings()
+    start_ts = float(int(time.time() - 2 * 3600) // 60 * 60)
+    pipes: dict[str, SourcePipeline] = {}
+    states: dict[str, dict[str, Any]] = {}
+    step = max(opts.lines // 8, 1)
+    next_mark = step
+    rss_at: dict[str, float] = {}
+    lines = 0
+    busy = 0.0
+    chunks = synthetic_batches(opts.lines, opts.batch_lines, opts.tenants, start_ts, opts.rate)
+    for tenant, source, chunk in chunks:
+        key = f"{tenant}/{source}"
+        value = LogBatch(tenant=tenant, source=source, lines=chunk).to_bytes()
+        began = time.perf_counter()
+        decoded = decode_message(key.encode(), value)
+        assert isinstance(decoded, Decoded)
+        pipe = pipes.get(key) or pipes.setdefault(key, SourcePipeline(tenant, source))
+        state = states.setdefault(key, new_source_state())
+        add_batch(state, pipe.process_batch(decoded, time.time()), 60.0, 10.0)
+        closable(state, settings.allowed_lateness_seconds, idle=False)
+        pipe.miner.export_dirty()
+        busy += time.perf_counter() - began
+        lines += len(chunk)
+        if lines >= next_mark:
+            mib = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+            rss_at[str(lines)] = mib
+            print(f"{lines:>10,} lines  {lines / busy:>9,.0f} lines/s  peak RSS {mib} MiB")
+            next_mark += step
+    return {
+        "mode": "in-process",
+        "lines": lines,
+        "in_process_lines_per_s": round(lines / busy),
+        "peak_rss_mb_at_lines": rss_at,
+        "sources": len(pipes),
+    }
+
+
 async def produce(
     bootstrap: str,
     lines: int,
@@ -127,7 +193,6 @@ async def produce(
     )
     await producer.start()
     pending: list[asyncio.Future[Any]] = []
-    buffers: dict[tuple[str, str], list[str]] = {}
 
     async def ship(tenant: str, source: str, chunk: list[str]) -> None:
         value = LogBatch(tenant=tenant, source=source, lines=chunk).to_bytes()
@@ -142,14 +207,8 @@ async def produce(
             pending.clear()
 
     try:
-        for i, (source, line) in enumerate(mixed_lines(lines, start_ts, rate, seed=11)):
-            tenant = f"bench{i % tenants}"
-            buf = buffers.setdefault((tenant, source), [])
-            buf.append(line)
-            if len(buf) >= batch_lines:
-                await ship(tenant, source, buffers.pop((tenant, source)))
-        for (tenant, source), rest in buffers.items():
-            await ship(tenant, source, rest)
+        for tenant, source, chunk in synthetic_batches(lines, batch_lines, tenants, start_ts, rate):
+            await ship(tenant, source, chunk)
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
@@ -375,7 +434,16 @@ def run(args: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--bare-repeat", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=1200.0, help="per pipeline run")
     parser.add_argument("--bootstrap", default="", help="use this broker instead of a private one")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="only the hot path in this process (no broker, no worker): lines/s and RSS by N",
+    )
     opts = parser.parse_args(args)
+    if opts.in_process:
+        result = hot_path(opts)
+        print(json_line(result))
+        return result
     sizes = [opts.lines]
     if 0 < opts.small_lines < opts.lines:
         sizes.insert(0, opts.small_lines)
