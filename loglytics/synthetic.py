@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import orjson
@@ -46,6 +46,7 @@ class ServiceModel:
     fmt: str
     rng: random.Random
     heap_mb: float = 512.0
+    leak_mb_per_line: float = 2.0
     active: set[str] = field(default_factory=set)
 
     def line(self, ts: float) -> str:
@@ -67,8 +68,6 @@ class ServiceModel:
                 "Unhandled NullPointerException in CheckoutController.applyCoupon "
                 f"(order={r.randint(10000, 99999)}) after deploy v2.14.0",
             )
-        if "memory_leak" in active and r.random() < 0.2:
-            self.heap_mb += r.uniform(3.0, 6.0)
         roll = r.random()
         if roll < 0.55:
             latency = r.gauss(45, 8) if "latency_spike" not in active else r.gauss(2400, 300)
@@ -88,6 +87,8 @@ class ServiceModel:
                 f"in {r.randint(5, 80)} ms",
             )
         if roll < 0.85:
+            if "memory_leak" in active:
+                self.heap_mb += self.leak_mb_per_line
             return self._fmt(
                 ts,
                 "INFO",
@@ -153,4 +154,70 @@ def line_ts(start_ts: float, index: int, rate_per_s: float) -> float:
     return round(start_ts + index / rate_per_s, 3)
 
 
-Schedule = Callable[[float], set[str]]
+@dataclass(frozen=True)
+class Incident:
+    """An incident switched on for one tenant's service between two offsets (seconds)."""
+
+    name: str
+    tenant: str
+    source: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class Service:
+    tenant: str
+    source: str
+    fmt: str
+
+
+@dataclass
+class Scenario:
+    """A multi-tenant, multi-service stream with incidents on a schedule."""
+
+    services: list[Service]
+    incidents: list[Incident]
+    lines_per_second: float = 40.0
+    seed: int = 11
+    models: dict[tuple[str, str], ServiceModel] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for svc in self.services:
+            self.models[(svc.tenant, svc.source)] = ServiceModel(
+                svc.source, svc.fmt, random.Random(f"{self.seed}/{svc.tenant}/{svc.source}")
+            )
+
+    def tick(self, elapsed: float, now: float, dt: float) -> dict[tuple[str, str], list[str]]:
+        """The lines each service writes during `dt` seconds ending at wall time `now`."""
+        out: dict[tuple[str, str], list[str]] = {}
+        count = max(1, round(self.lines_per_second * dt))
+        for key, model in self.models.items():
+            model.active = {
+                i.name
+                for i in self.incidents
+                if (i.tenant, i.source) == key and i.start <= elapsed < i.end
+            }
+            step = dt / count
+            out[key] = [model.line(now - dt + (j + 1) * step) for j in range(count)]
+        return out
+
+
+def demo_scenario(duration: float, window: float) -> Scenario:
+    """Two tenants (free and pro), five services, four incidents after the baselines settle."""
+    services = [
+        Service("acme", "web", "python"),
+        Service("acme", "jobs", "json"),
+        Service("acme", "edge", "apache"),
+        Service("globex", "orders-api", "log4j"),
+        Service("globex", "checkout", "syslog"),
+    ]
+    warm = max(4 * window, 0.2 * duration)
+    span = max(duration - warm - 2 * window, 4 * window)
+    incidents = [
+        Incident("db_outage", "globex", "orders-api", warm, warm + 2 * window),
+        Incident("latency_spike", "acme", "web", warm + 0.3 * span, warm + 0.3 * span + 2 * window),
+        Incident("new_exception", "globex", "checkout", warm + 0.5 * span, duration),
+        Incident("memory_leak", "acme", "jobs", warm + 0.65 * span, duration),
+    ]
+    return Scenario(services, incidents)

@@ -19,10 +19,10 @@ from typing import Any
 from faust.types import StreamT
 
 from loglytics.agents.deadletters import dead_letter
-from loglytics.agents.runtime import runtime
+from loglytics.agents.runtime import Runtime, runtime
 from loglytics.app import app
 from loglytics.detection.findings import Candidate, build_finding, candidates
-from loglytics.detection.judge import judge
+from loglytics.detection.judge import RULES, Judgement, judge_fresh, split_cached
 from loglytics.detection.signals import compute_signals, new_baseline, update_baseline
 from loglytics.partitioning import source_key, state_key
 from loglytics.schemas import DecodeError, Finding, WindowDigest
@@ -37,6 +37,19 @@ baseline_table = app.Table("detection-baselines", default=None, key_type=bytes)
 # source, and global: a pattern judged for one source (or an earlier replay) is
 # not judged again. Bounded by the tenant's templates times signal kinds.
 verdict_table = app.GlobalTable("verdicts", default=None, key_type=bytes)
+
+
+
+class PendingJudgements:
+    """Judgements running in the background (kept referenced) and the patterns they
+    cover, so one pattern is asked about once even while its verdict is on the way."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.keys: set[str] = set()
+
+
+pending = PendingJudgements()
 
 
 class _TenantVerdicts:
@@ -69,21 +82,9 @@ async def _detect_source(key: str, digests: list[WindowDigest]) -> list[Finding]
         return []
     rt = await runtime.ready()
     all_cands = [c for _, cands in per_window for c in cands]
-    judgements = (
-        await judge(rt.pool, tenant, rt.tier_of(tenant), all_cands, _TenantVerdicts(tenant))
-        if all_cands
-        else {}
-    )
-    now = time.time()
-    findings = []
-    for cand in all_cands:
-        j = judgements[cand.judgement_key]
-        findings.append(
-            build_finding(
-                cand, j.verdict, model_used=j.model_used, tokens_used=j.tokens,
-                latency_ms=j.latency_ms, now=now,
-            )
-        )
+    verdicts = _TenantVerdicts(tenant)
+    known, fresh = split_cached(all_cands, verdicts)
+    findings = [_finding(c, known.get(c.judgement_key, RULES)) for c in all_cands]
     for finding in findings:
         await findings_topic.send(key=finding.tenant.encode(), value=finding.to_bytes())
     if rt.sink is not None:
@@ -91,8 +92,48 @@ async def _detect_source(key: str, digests: list[WindowDigest]) -> list[Finding]
             rt.sink.add_window(digest)
         rt.sink.add_templates(templates)
     baseline_table[bkey] = baseline
+    fresh = [c for c in fresh if c.judgement_key not in pending.keys]
+    if fresh:
+        # Findings go out now, from the rules; the model's verdict follows as an
+        # update of the same finding ids, so detection never waits on the LLM.
+        pending.keys.update(c.judgement_key for c in fresh)
+        task = asyncio.create_task(_judge_later(rt, tenant, all_cands, fresh, verdicts))
+        pending.tasks.add(task)
+        task.add_done_callback(pending.tasks.discard)
     del key
     return findings
+
+
+def _finding(cand: Candidate, j: Judgement) -> Finding:
+    return build_finding(
+        cand,
+        j.verdict,
+        model_used=j.model_used,
+        tokens_used=j.tokens,
+        latency_ms=j.latency_ms,
+        now=time.time(),
+    )
+
+
+async def _judge_later(
+    rt: Runtime,
+    tenant: str,
+    cands: list[Candidate],
+    fresh: list[Candidate],
+    verdicts: _TenantVerdicts,
+) -> None:
+    try:
+        judged = await judge_fresh(rt.pool, tenant, rt.tier_of(tenant), fresh, verdicts)
+        for cand in cands:
+            j = judged.get(cand.judgement_key)
+            if j is None or j.verdict is None:
+                continue
+            finding = _finding(cand, j)
+            await findings_topic.send(key=finding.tenant.encode(), value=finding.to_bytes())
+    except Exception:
+        log.exception("LLM judgement failed for %s; findings stay rule-based", tenant)
+    finally:
+        pending.keys.difference_update(c.judgement_key for c in fresh)
 
 
 def _template_rows(digest: WindowDigest, baseline: dict[str, Any]) -> list[TemplateRow]:

@@ -28,6 +28,7 @@ from loglytics.bench import json_line
 from loglytics.embedded import stack as embedded_stack
 from loglytics.embedded.worker import WorkerProcess
 from loglytics.ingestion import Decoded, SourcePipeline
+from loglytics.kafka_admin import consumer_lag
 from loglytics.prompts.detection import DETECTION
 from loglytics.providers.tokens import estimate_messages, estimate_tokens
 from loglytics.schemas import LogBatch
@@ -105,30 +106,6 @@ async def _read(bootstrap: str, topic: str) -> list[dict[str, Any]]:
     return out
 
 
-async def _lag(bootstrap: str, group: str, topics: tuple[str, ...]) -> int:
-    """Messages of `topics` the worker's consumer group has not committed yet.
-
-    Reads the group's committed offsets with a consumer of that group that never
-    subscribes (so it never joins or disturbs the group).
-    """
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        partitions = load_settings().topic_partitions
-        tps = [TopicPartition(t, p) for t in topics for p in range(partitions)]
-        ends = await consumer.end_offsets(tps) if tps else {}
-        lag = 0
-        for tp, end in ends.items():
-            lag += end - (await consumer.committed(tp) or 0)
-        return lag
-    finally:
-        await consumer.stop()
-
-
 def _wait_settled(bootstrap: str, group: str, source: str, total_lines: int, timeout: float) -> None:
     """Until every line is in a closed window and the worker has committed everything it read."""
     deadline = time.monotonic() + timeout
@@ -138,7 +115,9 @@ def _wait_settled(bootstrap: str, group: str, source: str, total_lines: int, tim
             w["line_count"] for w in windows if w["tenant"] == TENANT and w["source"] == source
         )
         if covered >= total_lines:
-            lag = asyncio.run(_lag(bootstrap, group, ("logs.raw", "logs.windows", "findings", "usage")))
+            topics = ("logs.raw", "logs.windows", "findings", "usage")
+            partitions = load_settings().topic_partitions
+            lag = asyncio.run(consumer_lag(bootstrap, group, topics, partitions))
             if lag == 0:
                 return
         time.sleep(1.0)

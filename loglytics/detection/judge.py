@@ -65,6 +65,40 @@ def render(cands: list[Candidate]) -> str:
     return "\n".join(lines)
 
 
+def split_cached(
+    cands: list[Candidate], cache: VerdictCache
+) -> tuple[dict[str, Judgement], list[Candidate]]:
+    """Judgements already known (free), and one candidate per pattern still to judge."""
+    known: dict[str, Judgement] = {}
+    fresh: dict[str, Candidate] = {}
+    for cand in cands:
+        key = cand.judgement_key
+        if key in known or key in fresh:
+            continue
+        hit = cache.get(key)
+        if hit is not None:
+            verdict = Verdict.model_validate(hit["v"]) if hit["v"] is not None else None
+            known[key] = Judgement(verdict, hit["m"], 0, 0.0)
+        else:
+            fresh[key] = cand
+    return known, list(fresh.values())
+
+
+async def judge_fresh(
+    pool: LLMPool | None,
+    tenant: str,
+    tier: Tier,
+    fresh: list[Candidate],
+    cache: VerdictCache,
+) -> dict[str, Judgement]:
+    """Ask the model about new patterns, a few per prompt; remember what it said."""
+    out: dict[str, Judgement] = {}
+    for start in range(0, len(fresh), CANDIDATES_PER_PROMPT):
+        chunk = fresh[start : start + CANDIDATES_PER_PROMPT]
+        out.update(await _judge_chunk(pool, tenant, tier, chunk, cache))
+    return out
+
+
 async def judge(
     pool: LLMPool | None,
     tenant: str,
@@ -72,26 +106,12 @@ async def judge(
     cands: list[Candidate],
     cache: VerdictCache,
 ) -> dict[str, Judgement]:
-    """A judgement per judgement key; cached verdicts are reused at no cost."""
-    out: dict[str, Judgement] = {}
-    fresh: dict[str, Candidate] = {}
+    """A judgement per judgement key: cached ones free, new ones asked, failures as rules."""
+    known, fresh = split_cached(cands, cache)
+    known.update(await judge_fresh(pool, tenant, tier, fresh, cache))
     for cand in cands:
-        key = cand.judgement_key
-        if key in out or key in fresh:
-            continue
-        hit = cache.get(key)
-        if hit is not None:
-            verdict = Verdict.model_validate(hit["v"]) if hit["v"] is not None else None
-            out[key] = Judgement(verdict, hit["m"], 0, 0.0)
-        else:
-            fresh[key] = cand
-    pending = list(fresh.values())
-    for start in range(0, len(pending), CANDIDATES_PER_PROMPT):
-        chunk = pending[start : start + CANDIDATES_PER_PROMPT]
-        out.update(await _judge_chunk(pool, tenant, tier, chunk, cache))
-    for cand in cands:
-        out.setdefault(cand.judgement_key, RULES)
-    return out
+        known.setdefault(cand.judgement_key, RULES)
+    return known
 
 
 async def _judge_chunk(

@@ -169,14 +169,20 @@ def compute_signals(digest: WindowDigest, baseline: dict[str, Any]) -> list[Temp
                             score=min(1.0, abs(nz) / 10),
                         )
                     )
+                # Growth of a very steady variable (a heap size, a queue length): small
+                # against its noise for an outlier, but rising and clearly above the slow
+                # reference level -- the shape of a leak.
                 ref = nh["ref"]
-                if steady and nh["up"] >= 3 and ref > 0 and stat.mean >= 1.3 * ref and abs(nz) < 4.0:
+                very_steady = nmean > 0 and math.sqrt(nvar) <= 0.1 * nmean
+                rising = stat.mean > nh["last"] * 1.02
+                outlier = bool(sigs) and sigs[-1].kind == "numeric_outlier"
+                if very_steady and rising and ref > 0 and stat.mean >= 1.1 * ref and not outlier:
                     sigs.append(
                         Signal(
                             kind="numeric_trend",
                             template_id=tpl.template_id,
                             detail=(
-                                f"variable #{stat.position} rising for {nh['up']} windows: "
+                                f"variable #{stat.position} rising for {nh['up'] + 1} windows: "
                                 f"{stat.mean:.1f} vs reference {ref:.1f}"
                             ),
                             value=stat.mean,

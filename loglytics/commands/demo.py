@@ -1,0 +1,348 @@
+"""`loglytics demo`: the main job, live, on a private embedded stack.
+
+Starts the embedded stack and a worker, registers a free-tier and a pro-tier
+tenant, streams realistic multi-service traffic in several formats with
+incidents injected on a schedule (a database outage, a latency spike, a new
+exception after a deploy, a slow memory leak), sends a few malformed
+messages, shows findings as they arrive, and ends with a summary that checks
+every incident was found within two window lengths and that ClickHouse holds
+exactly the findings that went to the topic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from loglytics.commands.findings import SEVERITY_STYLE
+from loglytics.embedded import stack as embedded_stack
+from loglytics.embedded.worker import WorkerProcess
+from loglytics.kafka_admin import consumer_lag, ensure_topics
+from loglytics.schemas import DecodeError, Finding, LogBatch, TenantRecord, UsageRecord
+from loglytics.schemas.tenants import hash_api_key, new_api_key
+from loglytics.settings import load_settings
+from loglytics.storage.client import open_client
+from loglytics.storage.queries import count_findings
+from loglytics.synthetic import Incident, Scenario, demo_scenario
+
+TICK = 0.5
+TIERS = {"acme": "free", "globex": "pro"}
+MALFORMED: list[tuple[bytes | None, bytes]] = [
+    (b"acme/web", b'{"tenant": "acme", "source": "web", "lines": "not a list"'),
+    (b"acme/web", b'{"tenant": 42, "source": "web", "lines": ["x"]}'),
+    (None, b"a plain line with no tenant header"),
+]
+
+
+@dataclass
+class DemoState:
+    lines: int = 0
+    windows: int = 0
+    window_lines: int = 0
+    findings: dict[str, Finding] = field(default_factory=dict)
+    tokens: Counter[str] = field(default_factory=Counter)
+    deadletters: int = 0
+    started: float = field(default_factory=time.time)
+
+
+def _incident_finding(incident: Incident, start_wall: float, state: DemoState) -> Finding | None:
+    """The first finding for the incident's tenant/source about a window overlapping it."""
+    begin = start_wall + incident.start
+    matches = [
+        f
+        for f in state.findings.values()
+        if f.tenant == incident.tenant
+        and f.source == incident.source
+        and f.window_end > begin
+        and f.window_start < start_wall + incident.end
+    ]
+    return min(matches, key=lambda f: f.created_at, default=None)
+
+
+def _view(state: DemoState, progress: Progress, scenario: Scenario, start_wall: float) -> Group:
+    table = Table(title="findings (latest first)", expand=True, show_lines=False)
+    for col in ("time", "severity", "tenant/source", "kind", "title", "model", "tokens"):
+        table.add_column(col, overflow="ellipsis", no_wrap=True)
+    for f in sorted(state.findings.values(), key=lambda f: -f.created_at)[:14]:
+        table.add_row(
+            time.strftime("%H:%M:%S", time.localtime(f.window_start)),
+            f"[{SEVERITY_STYLE[f.severity]}]{f.severity}[/]",
+            f"{f.tenant}/{f.source}",
+            f"{f.kind}/{f.category}",
+            f.title[:70],
+            f.model_used,
+            str(f.tokens_used),
+        )
+    incidents = Table(title="injected incidents", expand=True)
+    for col in ("incident", "where", "starts", "found"):
+        incidents.add_column(col)
+    now = time.time()
+    for inc in scenario.incidents:
+        found = _incident_finding(inc, start_wall, state)
+        begin = start_wall + inc.start
+        status = (
+            f"[green]after {found.created_at - begin:.0f}s[/]"
+            if found
+            else ("[dim]not yet started[/]" if now < begin else "[yellow]watching[/]")
+        )
+        incidents.add_row(inc.name, f"{inc.tenant}/{inc.source}", f"+{inc.start:.0f}s", status)
+    return Group(progress, incidents, table)
+
+
+async def _consume(bootstrap: str, state: DemoState, stop: asyncio.Event) -> None:
+    consumer = AIOKafkaConsumer(
+        "findings",
+        "usage",
+        "logs.windows",
+        "deadletter",
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=300, max_records=5000)
+            for tp, records in batch.items():
+                for rec in records:
+                    if not rec.value:
+                        continue
+                    if tp.topic == "findings":
+                        try:
+                            f = Finding.from_bytes(rec.value)
+                        except DecodeError:
+                            continue
+                        state.findings[f.finding_id] = f
+                    elif tp.topic == "usage":
+                        try:
+                            u = UsageRecord.from_bytes(rec.value)
+                        except DecodeError:
+                            continue
+                        state.tokens[u.tenant] += u.prompt_tokens + u.completion_tokens
+                    elif tp.topic == "logs.windows":
+                        state.windows += 1
+                        state.window_lines += int(orjson.loads(rec.value).get("line_count", 0))
+                    else:
+                        state.deadletters += 1
+    finally:
+        await consumer.stop()
+
+
+async def _register_tenants(producer: AIOKafkaProducer) -> dict[str, str]:
+    keys = {}
+    for tenant, tier in TIERS.items():
+        key = new_api_key()
+        keys[tenant] = key
+        record = TenantRecord(
+            tenant=tenant, tier=tier, api_key_hashes=[hash_api_key(key)], updated_at=time.time()
+        )
+        await producer.send_and_wait("tenants", value=record.to_bytes(), key=tenant.encode())
+    return keys
+
+
+async def _traffic(
+    producer: AIOKafkaProducer,
+    scenario: Scenario,
+    state: DemoState,
+    duration: float,
+    start_wall: float,
+    progress: Progress,
+    task: Any,
+) -> None:
+    elapsed = 0.0
+    sent_bad = False
+    while elapsed < duration:
+        tick_start = time.monotonic()
+        now = time.time()
+        for (tenant, source), lines in scenario.tick(elapsed, now, TICK).items():
+            batch = LogBatch(tenant=tenant, source=source, lines=lines)
+            await producer.send("logs.raw", value=batch.to_bytes(), key=f"{tenant}/{source}".encode())
+            state.lines += len(lines)
+        if not sent_bad and elapsed >= duration / 3:
+            for key, value in MALFORMED:
+                await producer.send("logs.raw", value=value, key=key)
+            sent_bad = True
+        progress.update(task, completed=min(elapsed, duration))
+        await asyncio.sleep(max(0.0, TICK - (time.monotonic() - tick_start)))
+        elapsed = time.time() - start_wall
+    await producer.flush()
+
+
+async def _drain(
+    bootstrap: str, group: str, partitions: int, timeout: float, state: DemoState
+) -> bool:
+    """Wait until every line is in a closed window and the worker committed everything."""
+    deadline = time.monotonic() + timeout
+    topics = ("logs.raw", "logs.windows", "findings", "usage", "tenants")
+    quiet = 0
+    while time.monotonic() < deadline:
+        lag = await consumer_lag(bootstrap, group, topics, partitions)
+        quiet = quiet + 1 if lag == 0 and state.window_lines >= state.lines else 0
+        if quiet >= 3:
+            return True
+        await asyncio.sleep(1.0)
+    return False
+
+
+async def _run_demo(opts: argparse.Namespace, console: Console) -> dict[str, Any]:
+    window = float(opts.window_seconds)
+    workdir = Path(tempfile.mkdtemp(prefix="loglytics-demo-"))
+    settings = load_settings(
+        state_dir=workdir / "stack",
+        kafka_bootstrap_servers="",
+        llamacpp_base_url="",
+        ollama_base_url="",
+        vllm_base_url="",
+    )
+    scenario = demo_scenario(opts.duration, window)
+    state = DemoState()
+    quiet = opts.json
+    if not quiet:
+        console.print(f"[bold]loglytics demo[/]: starting the embedded stack in {workdir}")
+    stack_state = embedded_stack.up(settings, tied=True)
+    worker = WorkerProcess(
+        stack_state,
+        workdir,
+        window_seconds=window,
+        allowed_lateness_seconds=1,
+        window_idle_close_seconds=3,
+    )
+    progress = Progress(
+        TextColumn("[bold]traffic"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[stats]}"),
+    )
+    task = progress.add_task("traffic", total=opts.duration, stats="")
+    try:
+        await ensure_topics(stack_state.kafka, settings.topic_partitions)
+        worker.start(timeout=90)
+        if not quiet:
+            console.print(
+                f"worker ready (app {worker.app_id}, web http://127.0.0.1:{worker.web_port}); "
+                f"tenants: acme (free), globex (pro); window {window:.0f}s"
+            )
+        producer = AIOKafkaProducer(bootstrap_servers=stack_state.kafka, linger_ms=5)
+        await producer.start()
+        stop = asyncio.Event()
+        consumer = asyncio.create_task(_consume(stack_state.kafka, state, stop))
+        try:
+            await _register_tenants(producer)
+            start_wall = time.time()
+            state.started = start_wall
+            traffic = asyncio.create_task(
+                _traffic(producer, scenario, state, opts.duration, start_wall, progress, task)
+            )
+            with Live(
+                _view(state, progress, scenario, start_wall),
+                console=console,
+                refresh_per_second=2,
+                transient=False,
+            ) if not quiet else _Null() as live:
+                while not traffic.done():
+                    await asyncio.sleep(0.5)
+                    progress.update(
+                        task,
+                        stats=f"{state.lines} lines  {state.windows} windows  "
+                        f"{len(state.findings)} findings",
+                    )
+                    live.update(_view(state, progress, scenario, start_wall))
+                await traffic
+                drained = await _drain(
+                    stack_state.kafka, worker.app_id, settings.topic_partitions, 120, state
+                )
+                await asyncio.sleep(1.0)
+                live.update(_view(state, progress, scenario, start_wall))
+        finally:
+            stop.set()
+            await consumer
+            await producer.stop()
+    finally:
+        worker.stop()
+        embedded_stack.down(settings)
+    client = open_client(f"chdb://{workdir / 'clickhouse'}")
+    try:
+        in_clickhouse = count_findings(client)
+    finally:
+        client.close()
+    incidents = {}
+    for inc in scenario.incidents:
+        found = _incident_finding(inc, state.started, state)
+        incidents[inc.name] = {
+            "tenant": inc.tenant,
+            "source": inc.source,
+            "found_after_s": round(found.created_at - (state.started + inc.start), 1)
+            if found
+            else None,
+            "within_two_windows": bool(
+                found and found.created_at - (state.started + inc.start) <= 2 * window
+            ),
+        }
+    return {
+        "lines": state.lines,
+        "windows": state.windows,
+        "findings": len(state.findings),
+        "findings_by_severity": dict(Counter(f.severity for f in state.findings.values())),
+        "findings_in_clickhouse": in_clickhouse,
+        "tokens_by_tenant": dict(state.tokens),
+        "deadletters": state.deadletters,
+        "incidents": incidents,
+        "drained": drained,
+        "window_seconds": window,
+        "duration_s": opts.duration,
+    }
+
+
+class _Null:
+    """Stands in for rich's Live when the output is JSON only."""
+
+    def __enter__(self) -> _Null:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, renderable: object) -> None:
+        del renderable
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console(stderr=args.json)
+    try:
+        summary = asyncio.run(_run_demo(args, console))
+    except KeyboardInterrupt:
+        console.print("interrupted: the stack and the worker were stopped")
+        return 130
+    if args.json:
+        sys.stdout.write(orjson.dumps(summary).decode() + "\n")
+    else:
+        console.rule("summary")
+        console.print(
+            f"lines {summary['lines']}, windows {summary['windows']}, "
+            f"findings {summary['findings']} (ClickHouse: {summary['findings_in_clickhouse']}), "
+            f"dead letters {summary['deadletters']}"
+        )
+        console.print(f"findings by severity: {summary['findings_by_severity']}")
+        console.print(f"LLM tokens by tenant: {summary['tokens_by_tenant']}")
+        for name, inc in summary["incidents"].items():
+            mark = "[green]found[/]" if inc["within_two_windows"] else "[red]MISSED[/]"
+            console.print(f"  {name:14s} {inc['tenant']}/{inc['source']:11s} {mark} "
+                          f"after {inc['found_after_s']}s")
+    ok = summary["findings"] == summary["findings_in_clickhouse"] and all(
+        i["within_two_windows"] for i in summary["incidents"].values()
+    )
+    return 0 if ok else 1
