@@ -163,7 +163,8 @@ def _ensure_stack_for_worker() -> None:
 
     settings = load_settings()
     if settings.kafka_bootstrap_servers or (
-        settings.stack_file.exists() and all((stack.read_state(settings) or stack.StackState()).running().values())
+        settings.stack_file.exists()
+        and all((stack.read_state(settings) or stack.StackState()).running().values())
     ):
         return
     stack.up(settings, tied=True)
@@ -177,7 +178,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     except SettingsError as exc:
         print(f"loglytics: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    if args_list and args_list[0] in OWN_COMMANDS or not args_list or args_list[0] in ("-h", "--help"):
+    if (
+        (args_list and args_list[0] in OWN_COMMANDS)
+        or not args_list
+        or args_list[0] in ("-h", "--help")
+    ):
         args = build_parser().parse_args(args_list)
         raise SystemExit(args.func(args))
     if args_list[0] == "worker":

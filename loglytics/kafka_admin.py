@@ -38,15 +38,15 @@ async def ensure_topics(bootstrap: str, partitions: int) -> None:
         await admin.close()
 
 
-async def consumer_lag(
-    bootstrap: str, group: str, topics: tuple[str, ...], partitions: int
-) -> int:
+async def consumer_lag(bootstrap: str, group: str, topics: tuple[str, ...], partitions: int) -> int:
     """Messages of `topics` that consumer group `group` has not committed yet.
 
     Reads committed offsets with a consumer of that group that never subscribes,
     so it neither joins nor disturbs the group (Tansu has no group-offsets admin API).
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         tps = [TopicPartition(t, p) for t in topics for p in range(partitions)]

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import faust
-
 from aiokafka.partitioner import murmur2
 
 KEY_SEPARATOR = b"#"
@@ -32,7 +31,7 @@ def tenant_partitioner(
     if key is None:
         return random.choice(list(available) or list(all_partitions))
     idx = (murmur2(partition_key(key)) & 0x7FFFFFFF) % len(all_partitions)
-    return all_partitions[idx]
+    return int(all_partitions[idx])
 
 
 def source_key(tenant: str, source: str) -> str:
@@ -45,7 +44,7 @@ def state_key(tenant: str, source: str, detail: str) -> str:
 
 def partition_for(key: bytes | str, partitions: int) -> int:
     raw = key.encode() if isinstance(key, str) else key
-    return (murmur2(partition_key(raw)) & 0x7FFFFFFF) % partitions
+    return int(murmur2(partition_key(raw)) & 0x7FFFFFFF) % partitions
 
 
 class _CoPartitioned:
@@ -65,7 +64,7 @@ class _CoPartitioned:
         return partition_for(key, self.partitions or self.app.conf.topic_partitions)
 
 
-class CoPartitionedTable(_CoPartitioned, faust.Table):  # type: ignore[misc]
+class CoPartitionedTable(_CoPartitioned, faust.Table):  # type: ignore[misc, type-arg]
     """`faust.Table` with co-partitioned changelog writes."""
 
 

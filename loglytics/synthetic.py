@@ -93,11 +93,15 @@ class ServiceModel:
                 ts,
                 "INFO",
                 "runtime.gc",
-                f"GC pause {r.randint(2, 30)} ms heap_used_mb={int(self.heap_mb + r.uniform(-8, 8))}",
+                f"GC pause {r.randint(2, 30)} ms "
+                f"heap_used_mb={int(self.heap_mb + r.uniform(-8, 8))}",
             )
         if roll < 0.93:
             return self._fmt(
-                ts, "DEBUG", "cache", f"cache hit ratio {r.uniform(0.80, 0.99):.2f} for {r.choice(_PATHS)}"
+                ts,
+                "DEBUG",
+                "cache",
+                f"cache hit ratio {r.uniform(0.80, 0.99):.2f} for {r.choice(_PATHS)}",
             )
         if roll < 0.985:
             return self._fmt(
@@ -108,7 +112,10 @@ class ServiceModel:
                 f"after timeout of {r.randint(500, 2000)} ms",
             )
         return self._fmt(
-            ts, "ERROR", "payments", f"Payment declined for order {r.randint(10000, 99999)}: card expired"
+            ts,
+            "ERROR",
+            "payments",
+            f"Payment declined for order {r.randint(10000, 99999)}: card expired",
         )
 
     def _fmt(self, ts: float, level: str, component: str, message: str) -> str:
@@ -132,9 +139,7 @@ FORMATS = ("log4j", "python", "json", "syslog", "apache")
 
 
 def service_models(names: list[tuple[str, str]], seed: int = 7) -> dict[str, ServiceModel]:
-    return {
-        name: ServiceModel(name, fmt, random.Random(f"{seed}/{name}")) for name, fmt in names
-    }
+    return {name: ServiceModel(name, fmt, random.Random(f"{seed}/{name}")) for name, fmt in names}
 
 
 def mixed_lines(

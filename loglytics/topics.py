@@ -26,11 +26,15 @@ class TopicSpec:
     compacted: bool = False
 
 
-RAW_LOGS = TopicSpec("logs.raw", "tenant/source", "LogBatch | LogEvent | text lines", timedelta(days=3))
+RAW_LOGS = TopicSpec(
+    "logs.raw", "tenant/source", "LogBatch | LogEvent | text lines", timedelta(days=3)
+)
 WINDOWS = TopicSpec("logs.windows", "tenant/source", "WindowDigest", timedelta(days=7))
 FINDINGS = TopicSpec("findings", "tenant", "Finding", timedelta(days=30))
 REQUESTS = TopicSpec("llm.requests", "tenant", "LLMRequest", timedelta(days=1))
-RESPONSES = TopicSpec("llm.responses", "request_id", "LLMResponse | LLMStreamChunk", timedelta(days=1))
+RESPONSES = TopicSpec(
+    "llm.responses", "request_id", "LLMResponse | LLMStreamChunk", timedelta(days=1)
+)
 USAGE = TopicSpec("usage", "tenant", "UsageRecord", timedelta(days=90))
 TENANTS = TopicSpec("tenants", "tenant", "TenantRecord", compacted=True)
 DEADLETTER = TopicSpec("deadletter", "stage", "DeadLetter", timedelta(days=30))

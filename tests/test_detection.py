@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import pytest
-
 from loglytics.bench.detection import BATCH, TENANT, load_bgl
 from loglytics.detection.findings import build_finding, candidates
 from loglytics.detection.judge import RULES, judge
@@ -46,10 +44,20 @@ def run_windows(windows: list[list[TemplateCount]]) -> list[list[str]]:
 
 def normal(i: int, latency: float = 45.0, heap: float = 512.0) -> list[TemplateCount]:
     return [
-        tc("req", "GET <*> latency_ms=<*>", 100 + (i % 3),
-           numeric=[NumericStats(position=1, count=100, min=1, max=90, mean=latency + i % 2)]),
-        tc("gc", "GC pause <*> ms heap_used_mb=<*>", 10,
-           numeric=[NumericStats(position=1, count=10, min=heap - 8, max=heap + 8, mean=heap + i % 3)]),
+        tc(
+            "req",
+            "GET <*> latency_ms=<*>",
+            100 + (i % 3),
+            numeric=[NumericStats(position=1, count=100, min=1, max=90, mean=latency + i % 2)],
+        ),
+        tc(
+            "gc",
+            "GC pause <*> ms heap_used_mb=<*>",
+            10,
+            numeric=[
+                NumericStats(position=1, count=10, min=heap - 8, max=heap + 8, mean=heap + i % 3)
+            ],
+        ),
     ]
 
 
@@ -90,8 +98,14 @@ def test_message_spike_and_disappearance() -> None:
 def test_http_5xx_share() -> None:
     windows = [normal(i) for i in range(4)]
     windows.append(
-        [tc("http", "GET <*> status=<*> in <*> ms", 100,
-            numeric=[NumericStats(position=1, count=100, min=200, max=503, mean=260.6)])]
+        [
+            tc(
+                "http",
+                "GET <*> status=<*> in <*> ms",
+                100,
+                numeric=[NumericStats(position=1, count=100, min=200, max=503, mean=260.6)],
+            )
+        ]
     )
     assert "http_5xx" in run_windows(windows)[-1]
 
@@ -102,11 +116,24 @@ def test_finding_ids_are_deterministic_and_verdicts_only_raise_severity() -> Non
     a = build_finding(cand, None, model_used="rules", tokens_used=0, latency_ms=0, now=1.0)
     b = build_finding(cand, None, model_used="rules", tokens_used=0, latency_ms=0, now=2.0)
     assert a.finding_id == b.finding_id and a.severity == "medium"
-    low = Verdict(ref=0, category="db", severity="low", title="t", summary="s",
-                  recommendation="r", confidence=0.9)
-    assert build_finding(cand, low, model_used="m", tokens_used=1, latency_ms=1, now=3).severity == "medium"
+    low = Verdict(
+        ref=0,
+        category="db",
+        severity="low",
+        title="t",
+        summary="s",
+        recommendation="r",
+        confidence=0.9,
+    )
+    assert (
+        build_finding(cand, low, model_used="m", tokens_used=1, latency_ms=1, now=3).severity
+        == "medium"
+    )
     high = low.model_copy(update={"severity": "critical"})
-    assert build_finding(cand, high, model_used="m", tokens_used=1, latency_ms=1, now=3).severity == "high"
+    assert (
+        build_finding(cand, high, model_used="m", tokens_used=1, latency_ms=1, now=3).severity
+        == "high"
+    )
 
 
 class FakePool:
@@ -121,14 +148,28 @@ class FakePool:
         if self.fail:
             raise NoProviderAvailable("all down")
         n = kw["messages"][-1]["content"].count("\n[")
-        verdicts = Verdicts(verdicts=[
-            Verdict(ref=i, category="c", severity="high", title="t", summary="s",
-                    recommendation="r", confidence=0.8)
-            for i in range(n + 1)
-        ])
-        return PoolResult(text=verdicts.model_dump_json(), data=verdicts,
-                          usage=TokenUsage(prompt_tokens=100, completion_tokens=50),
-                          provider="fake", model="fake-model", latency_ms=5.0)
+        verdicts = Verdicts(
+            verdicts=[
+                Verdict(
+                    ref=i,
+                    category="c",
+                    severity="high",
+                    title="t",
+                    summary="s",
+                    recommendation="r",
+                    confidence=0.8,
+                )
+                for i in range(n + 1)
+            ]
+        )
+        return PoolResult(
+            text=verdicts.model_dump_json(),
+            data=verdicts,
+            usage=TokenUsage(prompt_tokens=100, completion_tokens=50),
+            provider="fake",
+            model="fake-model",
+            latency_ms=5.0,
+        )
 
 
 async def test_recurring_patterns_are_judged_once() -> None:

@@ -6,7 +6,8 @@ import asyncio
 import time
 from pathlib import Path
 
-from kafka_io import produce, read_all, wait_for
+from kafka_io import produce, wait_for
+
 from loglytics.embedded.ports import free_port
 from loglytics.embedded.stack import StackState
 from loglytics.embedded.worker import WorkerProcess

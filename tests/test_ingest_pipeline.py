@@ -9,12 +9,12 @@ from collections import Counter
 from pathlib import Path
 
 import orjson
-
 from kafka_io import produce, read_all, wait_for
+from worker_proc import WorkerProcess
+
 from loglytics.embedded.stack import StackState
 from loglytics.schemas import LogBatch
 from loglytics.synthetic import line_ts, mixed_lines
-from worker_proc import WorkerProcess
 
 # Syslog lines carry no year, so the synthetic stream must lie in the current year.
 T0 = float(int(time.time() - 3600) // 60 * 60)
@@ -31,18 +31,29 @@ def _dedup_windows(records: list[dict], tenant: str) -> dict[tuple[str, str, flo
             continue
         key = (rec["tenant"], rec["source"], rec["window_start"])
         if key in out:
-            assert out[key]["line_count"] == rec["line_count"], f"window {key} emitted twice with different counts"
+            assert out[key]["line_count"] == rec["line_count"], (
+                f"window {key} emitted twice with different counts"
+            )
         out[key] = rec
     return out
 
 
-def test_records_reach_windows_and_bad_input_is_dead_lettered(stack: StackState, tmp_path: Path) -> None:
+def test_records_reach_windows_and_bad_input_is_dead_lettered(
+    stack: StackState, tmp_path: Path
+) -> None:
     worker = WorkerProcess(stack, tmp_path, window_seconds=10, window_idle_close_seconds=1.5)
     worker.start()
     try:
-        lines = [f"2023-11-14 22:13:{i % 60:02d},000 INFO [main] com.x.Api: request {i} served in {i % 7} ms" for i in range(50)]
+        lines = [
+            f"2023-11-14 22:13:{i % 60:02d},000 INFO [main] com.x.Api: "
+            f"request {i} served in {i % 7} ms"
+            for i in range(50)
+        ]
         good = LogBatch(tenant="acme", source="api", lines=lines).to_bytes()
-        text = b"Nov 14 22:13:20 web01 sshd[12]: Failed password for root from 10.0.0.1\nNov 14 22:13:21 web01 sshd[12]: Accepted password for bob"
+        text = (
+            b"Nov 14 22:13:20 web01 sshd[12]: Failed password for root from 10.0.0.1\n"
+            b"Nov 14 22:13:21 web01 sshd[12]: Accepted password for bob"
+        )
         bad: list[tuple[bytes | None, bytes, list[tuple[str, bytes]] | None]] = [
             (b"acme/api", b"{not json", None),
             (b"acme/api", orjson.dumps({"tenant": 5, "source": "x", "lines": ["a"]}), None),
@@ -54,7 +65,11 @@ def test_records_reach_windows_and_bad_input_is_dead_lettered(stack: StackState,
             produce(
                 stack.kafka,
                 "logs.raw",
-                [*bad, (b"acme/api", good, None), (None, text, [("tenant", b"acme"), ("source", b"auth")])],
+                [
+                    *bad,
+                    (b"acme/api", good, None),
+                    (None, text, [("tenant", b"acme"), ("source", b"auth")]),
+                ],
             )
         )
         records = wait_for(
@@ -74,7 +89,11 @@ def test_records_reach_windows_and_bad_input_is_dead_lettered(stack: StackState,
         templates = {t["template"] for w in api for t in w["templates"]}
         assert any("<*>" in t for t in templates), templates
         letters = asyncio.run(read_all(stack.kafka, "deadletter"))
-        mine = [d for d in letters if d["stage"] == "ingest" and d["reason"] and "internal" not in d["reason"]]
+        mine = [
+            d
+            for d in letters
+            if d["stage"] == "ingest" and d["reason"] and "internal" not in d["reason"]
+        ]
         assert len(mine) >= len(bad)
         reasons = " | ".join(d["reason"] for d in mine)
         assert "invalid JSON" in reasons and "tenant" in reasons
@@ -83,7 +102,9 @@ def test_records_reach_windows_and_bad_input_is_dead_lettered(stack: StackState,
         worker.stop()
 
 
-def test_restart_counts_every_line_once_and_keeps_template_ids(stack: StackState, tmp_path: Path) -> None:
+def test_restart_counts_every_line_once_and_keeps_template_ids(
+    stack: StackState, tmp_path: Path
+) -> None:
     window = 30.0
     per_message = 100
     pairs = list(mixed_lines(12_000, T0, rate_per_s=10.0, seed=3))
@@ -96,15 +117,39 @@ def test_restart_counts_every_line_once_and_keeps_template_ids(stack: StackState
         expected[(source, math.floor(ts / window) * window)] += 1
         batches.setdefault(source, []).append(line)
         if len(batches[source]) == per_message:
-            messages.append((f"rst/{source}".encode(), LogBatch(tenant="rst", source=source, lines=batches.pop(source)).to_bytes(), None))
+            messages.append(
+                (
+                    f"rst/{source}".encode(),
+                    LogBatch(tenant="rst", source=source, lines=batches.pop(source)).to_bytes(),
+                    None,
+                )
+            )
     for source, rest in batches.items():
-        messages.append((f"rst/{source}".encode(), LogBatch(tenant="rst", source=source, lines=rest).to_bytes(), None))
+        messages.append(
+            (
+                f"rst/{source}".encode(),
+                LogBatch(tenant="rst", source=source, lines=rest).to_bytes(),
+                None,
+            )
+        )
 
-    worker = WorkerProcess(stack, tmp_path, window_seconds=window, allowed_lateness_seconds=0, window_idle_close_seconds=8)
+    worker = WorkerProcess(
+        stack,
+        tmp_path,
+        window_seconds=window,
+        allowed_lateness_seconds=0,
+        window_idle_close_seconds=8,
+    )
     asyncio.run(produce(stack.kafka, "logs.raw", messages[:60]))
     worker.start()
     try:
-        first = wait_for(stack.kafka, "logs.windows", lambda recs: sum(r["tenant"] == "rst" for r in recs) >= 5, 60, "first windows")
+        first = wait_for(
+            stack.kafka,
+            "logs.windows",
+            lambda recs: sum(r["tenant"] == "rst" for r in recs) >= 5,
+            60,
+            "first windows",
+        )
         asyncio.run(produce(stack.kafka, "logs.raw", messages[60:]))
         worker.kill()  # mid-stream: no clean shutdown, no final offset commit
         worker.start()
@@ -112,7 +157,9 @@ def test_restart_counts_every_line_once_and_keeps_template_ids(stack: StackState
         records = wait_for(
             stack.kafka,
             "logs.windows",
-            lambda recs: sum(w["line_count"] for w in _dedup_windows(recs, "rst").values()) >= total,
+            lambda recs: (
+                sum(w["line_count"] for w in _dedup_windows(recs, "rst").values()) >= total
+            ),
             120,
             f"windows covering {total} lines",
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from faust.types import EventT
 
@@ -12,14 +13,18 @@ from loglytics.topics import deadletter_topic
 log = logging.getLogger(__name__)
 
 
-async def dead_letter(stage: str, reason: str, event: EventT | None, original: bytes | None = None) -> None:
+async def dead_letter(
+    stage: str, reason: str, event: EventT[Any] | None, original: bytes | None = None
+) -> None:
     """Send the original bytes with the stage and reason to `deadletter`."""
     if event is not None:
         msg = event.message
         letter = DeadLetter.of(
             stage,
             reason,
-            original if original is not None else (msg.value if isinstance(msg.value, bytes) else None),
+            original
+            if original is not None
+            else (msg.value if isinstance(msg.value, bytes) else None),
             topic=msg.topic,
             partition=msg.partition,
             offset=msg.offset,

@@ -1,4 +1,4 @@
-"""The detection agent: window digests in, findings out (to `findings`; ClickHouse via the sink agent).
+"""The detection agent: window digests in, findings out (to `findings`, and ClickHouse).
 
 Per batch of windows: deterministic signals for every window against the
 source's adaptive baseline, candidates from the signals, one LLM judgement per
@@ -37,7 +37,6 @@ baseline_table = app.Table("detection-baselines", default=None, key_type=bytes)
 # source, and global: a pattern judged for one source (or an earlier replay) is
 # not judged again. Bounded by the tenant's templates times signal kinds.
 verdict_table = app.GlobalTable("verdicts", default=None, key_type=bytes)
-
 
 
 class PendingJudgements:
@@ -162,7 +161,7 @@ def _template_rows(digest: WindowDigest, baseline: dict[str, Any]) -> list[Templ
 @app.agent(windows_topic)
 async def detect(stream: StreamT[bytes]) -> None:
     """Consume window digests in batches; a bad digest is dead-lettered, never fatal."""
-    async for events in stream.take_events(500, within=0.5):
+    async for events in stream.take_events(500, within=0.5):  # type: ignore[attr-defined]
         groups: dict[str, list[WindowDigest]] = defaultdict(list)
         for event in events:
             value = event.message.value

@@ -54,7 +54,7 @@ class _QuotaState:
         del quota_table[tenant.encode()]
 
     def __iter__(self) -> Any:
-        return (k.decode() for k in quota_table.keys())
+        return (k.decode() for k in quota_table)
 
     def __len__(self) -> int:
         return len(quota_table)

@@ -8,7 +8,7 @@ full key) absorb the re-delivered ones, so none is lost and none counted twice.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from faust.types import EventT, StreamT
 
@@ -21,7 +21,7 @@ from loglytics.topics import findings_topic, usage_topic
 R = TypeVar("R", bound=Record)
 
 
-async def _decode(model: type[R], event: EventT, stage: str) -> R | None:
+async def _decode(model: type[R], event: EventT[Any], stage: str) -> R | None:
     value = event.message.value
     try:
         return model.from_bytes(value if isinstance(value, bytes) else b"")
@@ -32,7 +32,7 @@ async def _decode(model: type[R], event: EventT, stage: str) -> R | None:
 
 @app.agent(findings_topic)
 async def store_findings(stream: StreamT[bytes]) -> None:
-    async for events in stream.take_events(1000, within=0.5):
+    async for events in stream.take_events(1000, within=0.5):  # type: ignore[attr-defined]
         rt = await runtime.ready()
         findings = [f for e in events if (f := await _decode(Finding, e, "sink.findings"))]
         if findings and rt.sink is not None:
@@ -43,7 +43,7 @@ async def store_findings(stream: StreamT[bytes]) -> None:
 
 @app.agent(usage_topic)
 async def store_usage(stream: StreamT[bytes]) -> None:
-    async for events in stream.take_events(1000, within=0.5):
+    async for events in stream.take_events(1000, within=0.5):  # type: ignore[attr-defined]
         rt = await runtime.ready()
         records = [u for e in events if (u := await _decode(UsageRecord, e, "sink.usage"))]
         if records and rt.sink is not None:

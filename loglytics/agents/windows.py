@@ -14,6 +14,6 @@ from loglytics.app import app
 TIMER_INTERVAL = 1.0
 
 
-@app.timer(interval=TIMER_INTERVAL)
+@app.timer(interval=TIMER_INTERVAL)  # type: ignore[untyped-decorator]
 async def close_idle_windows() -> None:
     await stage.close_idle()

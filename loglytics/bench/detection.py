@@ -106,7 +106,9 @@ async def _read(bootstrap: str, topic: str) -> list[dict[str, Any]]:
     return out
 
 
-def _wait_settled(bootstrap: str, group: str, source: str, total_lines: int, timeout: float) -> None:
+def _wait_settled(
+    bootstrap: str, group: str, source: str, total_lines: int, timeout: float
+) -> None:
     """Until every line is in a closed window and the worker has committed everything it read."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -173,9 +175,7 @@ def run(args: list[str] | None = None) -> dict[str, Any]:
         asyncio.run(_produce(state.kafka, "bgl-r1", lines))
         _wait_settled(state.kafka, worker.app_id, "bgl-r1", len(lines), opts.timeout)
         seconds_1x = time.monotonic() - started
-        findings = [
-            f for f in asyncio.run(_read(state.kafka, "findings")) if f["tenant"] == TENANT
-        ]
+        findings = [f for f in asyncio.run(_read(state.kafka, "findings")) if f["tenant"] == TENANT]
         tokens_1x = _tokens(asyncio.run(_read(state.kafka, "usage")))
         windows = [
             w
@@ -184,9 +184,7 @@ def run(args: list[str] | None = None) -> dict[str, Any]:
         ]
         for replay in range(2, opts.replays + 1):
             asyncio.run(_produce(state.kafka, f"bgl-r{replay}", lines))
-            _wait_settled(
-                state.kafka, worker.app_id, f"bgl-r{replay}", len(lines), opts.timeout
-            )
+            _wait_settled(state.kafka, worker.app_id, f"bgl-r{replay}", len(lines), opts.timeout)
         tokens_10x = _tokens(asyncio.run(_read(state.kafka, "usage")))
         findings_all = [
             f for f in asyncio.run(_read(state.kafka, "findings")) if f["tenant"] == TENANT
@@ -212,20 +210,30 @@ def run(args: list[str] | None = None) -> dict[str, Any]:
     for w in windows:
         window_lines[w["window_start"]] += w["line_count"]
     naive = overhead * len(window_lines) + sum(estimate_tokens(line) + 1 for line in lines)
-    per_replay = defaultdict(int)
+    per_replay: dict[str, int] = defaultdict(int)
     for f in {f["finding_id"]: f for f in findings_all}.values():
         per_replay[f["source"]] += 1
 
-    print(f"BGL 2k lines, {sum(alerts)} alert lines; windows of {opts.window_seconds:.0f}s: "
-          f"{len(window_lines)}; replay 1 took {seconds_1x:.1f}s")
+    print(
+        f"BGL 2k lines, {sum(alerts)} alert lines; windows of {opts.window_seconds:.0f}s: "
+        f"{len(window_lines)}; replay 1 took {seconds_1x:.1f}s"
+    )
     print(f"{'':22s}{'precision':>10s}{'recall':>10s}{'f1':>10s}")
-    print(f"{'loglytics findings':22s}{ours['precision']:>10.3f}{ours['recall']:>10.3f}{ours['f1']:>10.3f}")
-    print(f"{'FATAL baseline':22s}{baseline['precision']:>10.3f}{baseline['recall']:>10.3f}"
-          f"{baseline['f1']:>10.3f}")
-    print(f"findings (replay 1): {len(first)} by severity {dict(by_severity)}; "
-          f"per replay: {dict(sorted(per_replay.items()))}")
-    print(f"tokens: 1 replay {tokens_1x}, {opts.replays} replays {tokens_10x}, "
-          f"naive 1 replay {naive}")
+    print(
+        f"{'loglytics findings':22s}{ours['precision']:>10.3f}{ours['recall']:>10.3f}"
+        f"{ours['f1']:>10.3f}"
+    )
+    print(
+        f"{'FATAL baseline':22s}{baseline['precision']:>10.3f}{baseline['recall']:>10.3f}"
+        f"{baseline['f1']:>10.3f}"
+    )
+    print(
+        f"findings (replay 1): {len(first)} by severity {dict(by_severity)}; "
+        f"per replay: {dict(sorted(per_replay.items()))}"
+    )
+    print(
+        f"tokens: 1 replay {tokens_1x}, {opts.replays} replays {tokens_10x}, naive 1 replay {naive}"
+    )
     result: dict[str, Any] = {
         "recall": ours["recall"],
         "precision": ours["precision"],

@@ -34,13 +34,13 @@ from loglytics.embedded.worker import WorkerProcess
 from loglytics.kafka_admin import consumer_lag, ensure_topics
 from loglytics.schemas import DecodeError, Finding, LogBatch, TenantRecord, UsageRecord
 from loglytics.schemas.tenants import hash_api_key, new_api_key
-from loglytics.settings import load_settings
+from loglytics.settings import Tier, load_settings
 from loglytics.storage.client import open_client
 from loglytics.storage.queries import count_findings
 from loglytics.synthetic import Incident, Scenario, demo_scenario
 
 TICK = 0.5
-TIERS = {"acme": "free", "globex": "pro"}
+TIERS: dict[str, Tier] = {"acme": "free", "globex": "pro"}
 MALFORMED: list[tuple[bytes | None, bytes]] = [
     (b"acme/web", b'{"tenant": "acme", "source": "web", "lines": "not a list"'),
     (b"acme/web", b'{"tenant": 42, "source": "web", "lines": ["x"]}'),
@@ -170,7 +170,9 @@ async def _traffic(
         now = time.time()
         for (tenant, source), lines in scenario.tick(elapsed, now, TICK).items():
             batch = LogBatch(tenant=tenant, source=source, lines=lines)
-            await producer.send("logs.raw", value=batch.to_bytes(), key=f"{tenant}/{source}".encode())
+            await producer.send(
+                "logs.raw", value=batch.to_bytes(), key=f"{tenant}/{source}".encode()
+            )
             state.lines += len(lines)
         if not sent_bad and elapsed >= duration / 3:
             for key, value in MALFORMED:
@@ -247,12 +249,16 @@ async def _run_demo(opts: argparse.Namespace, console: Console) -> dict[str, Any
             traffic = asyncio.create_task(
                 _traffic(producer, scenario, state, opts.duration, start_wall, progress, task)
             )
-            with Live(
-                _view(state, progress, scenario, start_wall),
-                console=console,
-                refresh_per_second=2,
-                transient=False,
-            ) if not quiet else _Null() as live:
+            with (
+                Live(
+                    _view(state, progress, scenario, start_wall),
+                    console=console,
+                    refresh_per_second=2,
+                    transient=False,
+                )
+                if not quiet
+                else _Null() as live
+            ):
                 while not traffic.done():
                     await asyncio.sleep(0.5)
                     progress.update(
@@ -340,8 +346,10 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"LLM tokens by tenant: {summary['tokens_by_tenant']}")
         for name, inc in summary["incidents"].items():
             mark = "[green]found[/]" if inc["within_two_windows"] else "[red]MISSED[/]"
-            console.print(f"  {name:14s} {inc['tenant']}/{inc['source']:11s} {mark} "
-                          f"after {inc['found_after_s']}s")
+            console.print(
+                f"  {name:14s} {inc['tenant']}/{inc['source']:11s} {mark} "
+                f"after {inc['found_after_s']}s"
+            )
     ok = summary["findings"] == summary["findings_in_clickhouse"] and all(
         i["within_two_windows"] for i in summary["incidents"].values()
     )

@@ -20,7 +20,12 @@ from loglytics.schemas import DecodeError, Finding
 from loglytics.settings import get_settings
 from loglytics.topics import FINDINGS
 
-SEVERITY_STYLE = {"low": "cyan", "medium": "yellow", "high": "bold red", "critical": "bold white on red"}
+SEVERITY_STYLE = {
+    "low": "cyan",
+    "medium": "yellow",
+    "high": "bold red",
+    "critical": "bold white on red",
+}
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
 
 
@@ -91,7 +96,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"loglytics findings: {exc}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(follow(settings.kafka_bootstrap_servers, args.tenant, since, args.follow, args.json))
+        asyncio.run(
+            follow(settings.kafka_bootstrap_servers, args.tenant, since, args.follow, args.json)
+        )
     except KeyboardInterrupt:
         pass
     return 0

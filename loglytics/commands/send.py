@@ -47,7 +47,10 @@ async def produce_batches(
 ) -> int:
     """Produce LogBatches; returns the number of lines sent."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=1 << 20, acks=1,
+        bootstrap_servers=bootstrap,
+        linger_ms=5,
+        max_batch_size=1 << 20,
+        acks=1,
         max_request_size=8 << 20,
     )
     await producer.start()
@@ -90,8 +93,11 @@ def run(args: argparse.Namespace) -> int:
         await ensure_topics(settings.kafka_bootstrap_servers, settings.topic_partitions)
         if size < PROGRESS_MIN_BYTES or args.no_progress:
             return await produce_batches(
-                settings.kafka_bootstrap_servers, args.tenant, args.source,
-                batches(stream, args.batch_lines), args.format,
+                settings.kafka_bootstrap_servers,
+                args.tenant,
+                args.source,
+                batches(stream, args.batch_lines),
+                args.format,
             )
         with Progress(
             TextColumn("sending"), BarColumn(), TransferSpeedColumn(), console=None, transient=True

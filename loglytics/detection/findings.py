@@ -22,13 +22,33 @@ MAX_FINDINGS_PER_WINDOW = 8
 
 _RULE_TEXT: dict[str, tuple[str, str, str]] = {
     # kind: (category, title prefix, recommendation)
-    "error": ("errors", "Errors", "Inspect the failing component; the exemplar lines show the failure."),
-    "error_burst": ("errors", "Error burst", "Check recent deploys and dependencies of this service."),
-    "http_5xx": ("availability", "Server errors", "Check the upstream services behind these requests."),
-    "new_template": ("change", "New warning pattern", "Confirm whether a recent change introduced it."),
+    "error": (
+        "errors",
+        "Errors",
+        "Inspect the failing component; the exemplar lines show the failure.",
+    ),
+    "error_burst": (
+        "errors",
+        "Error burst",
+        "Check recent deploys and dependencies of this service.",
+    ),
+    "http_5xx": (
+        "availability",
+        "Server errors",
+        "Check the upstream services behind these requests.",
+    ),
+    "new_template": (
+        "change",
+        "New warning pattern",
+        "Confirm whether a recent change introduced it.",
+    ),
     "spike": ("volume", "Message spike", "Find what drives the surge of this message."),
     "drop": ("volume", "Message stopped", "Verify the component that used to log this is alive."),
-    "numeric_outlier": ("performance", "Value far outside its usual range", "Investigate the metric's cause."),
+    "numeric_outlier": (
+        "performance",
+        "Value far outside its usual range",
+        "Investigate the metric's cause.",
+    ),
     "numeric_trend": ("resources", "Steadily rising value", "Look for a leak or unbounded growth."),
 }
 
@@ -111,10 +131,17 @@ def build_finding(
         category = verdict.category.strip().lower()[:32] or category
         # The model may raise the rules' severity by one step when it is confident;
         # it never lowers it (detection must not depend on the model's judgement).
-        if verdict.confidence >= 0.7 and SEVERITY_ORDER[verdict.severity] > SEVERITY_ORDER[severity]:
+        if (
+            verdict.confidence >= 0.7
+            and SEVERITY_ORDER[verdict.severity] > SEVERITY_ORDER[severity]
+        ):
             severity = _ORDERED[min(SEVERITY_ORDER[severity] + 1, 3)]
         title = verdict.title.strip() or title
-        summary = (verdict.summary.strip() + f" ({details})")[:400] if verdict.summary.strip() else summary
+        summary = (
+            (verdict.summary.strip() + f" ({details})")[:400]
+            if verdict.summary.strip()
+            else summary
+        )
         if verdict.recommendation.strip():
             recommendations = [verdict.recommendation.strip(), *recommendations][:3]
         confidence = round((confidence + verdict.confidence) / 2, 3)

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Protocol
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from loglytics.detection.findings import Candidate
 from loglytics.prompts.detection import DETECTION, Verdict, Verdicts

@@ -164,7 +164,10 @@ def compute_signals(digest: WindowDigest, baseline: dict[str, Any]) -> list[Temp
                         Signal(
                             kind="numeric_outlier",
                             template_id=tpl.template_id,
-                            detail=f"variable #{stat.position} mean {stat.mean:.1f} vs usual {nmean:.1f}",
+                            detail=(
+                                f"variable #{stat.position} mean {stat.mean:.1f} "
+                                f"vs usual {nmean:.1f}"
+                            ),
                             value=stat.mean,
                             score=min(1.0, abs(nz) / 10),
                         )
@@ -226,7 +229,9 @@ def compute_signals(digest: WindowDigest, baseline: dict[str, Any]) -> list[Temp
         for tid, hist in known.items():
             mean = hist["c"][0]
             if tid not in present and hist["n"] >= MIN_HISTORY * 2 and mean >= 20:
-                gone = TemplateCount(template_id=tid, template=hist["text"], count=0, level=hist["lv"])
+                gone = TemplateCount(
+                    template_id=tid, template=hist["text"], count=0, level=hist["lv"]
+                )
                 drop = Signal(
                     kind="drop",
                     template_id=tid,

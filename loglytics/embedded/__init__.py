@@ -1,1 +1,1 @@
-"""The embedded stack: a real Kafka-compatible broker, ClickHouse engine and llama.cpp server on loopback."""
+"""The embedded stack: a Kafka-compatible broker, ClickHouse and llama.cpp on loopback."""

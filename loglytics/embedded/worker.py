@@ -32,7 +32,11 @@ class WorkerProcess:
         self.app_id = app_id or f"t{uuid.uuid4().hex[:10]}"
         self.web_port = free_port()
         self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "OLLAMA_", "VLLM_"))},
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith(("KAFKA_", "OLLAMA_", "VLLM_"))
+            },
             "KAFKA_BOOTSTRAP_SERVERS": stack.kafka,
             "KAFKA_EMBEDDED": "true",
             "LLAMACPP_BASE_URL": stack.llamacpp,

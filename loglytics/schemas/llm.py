@@ -44,7 +44,9 @@ class LLMRequest(Record):
 
 
 class ErrorInfo(Record):
-    error: str  # machine-readable kind: invalid_credentials, unknown_task, invalid_input, quota_exceeded, no_provider, internal
+    # Machine-readable kind: invalid_credentials, unknown_task, invalid_input,
+    # quota_exceeded, no_provider, invalid_output, internal.
+    error: str
     message: str
     retry_after: float | None = None
     limit: int | None = None
