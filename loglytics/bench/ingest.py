@@ -74,7 +74,7 @@ class Produced:
     bytes: int = 0
     per_partition: Counter[int] = field(default_factory=Counter)
     start_offsets: dict[int, int] = field(default_factory=dict)
-    # Tenants are `{prefix}{n}`: unique per run, so a shared broker's older data is told apart.
+    # Tenants are `{prefix}{n}`; unique per run on a shared broker, to tell older data apart.
     prefix: str = "bench-"
 
 
@@ -184,12 +184,14 @@ async def produce(
     partitions: int,
     start_ts: float,
     rate: float,
+    unique: bool = False,
 ) -> Produced:
     """Ship N synthetic lines as LogBatches of one tenant/source each, like `loglytics send`."""
     await ensure_topics(bootstrap, partitions)
     out = Produced(
         start_offsets=await _end_offsets(bootstrap, RAW_LOGS.name),
-        prefix=f"bench-{uuid.uuid4().hex[:6]}-",
+        # A private broker is empty: fixed names keep the partition layout the same per run.
+        prefix=f"bench-{uuid.uuid4().hex[:6]}-" if unique else "bench",
     )
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
@@ -376,6 +378,7 @@ def run_size(n: int, opts: argparse.Namespace) -> dict[str, Any]:
                     opts.partitions,
                     start_ts,
                     opts.rate,
+                    unique=bool(opts.bootstrap),
                 )
             )
             bare = []
