@@ -13,7 +13,11 @@ worker crashes is not replayed (at most once), because a replay would charge
 the tenant twice for an answer whose caller has most likely given up.
 
 Requests past their deadline (the client's header, else `REQUEST_TTL_SECONDS`
-after production) are skipped: nobody waits for them any more.
+after production) are skipped: nobody waits for them any more. A consumer
+group that has never committed on `llm.requests` (a new deployment, app id
+or test worker) starts at the topic's earliest offset like every agent; it
+skips requests produced before the worker started (less `FRESH_GROUP_GRACE`),
+which another deployment has already answered, instead of answering them again.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import EventT, StreamT
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -42,15 +47,18 @@ from loglytics.schemas import (
     LLMStreamChunk,
     TokenUsage,
 )
+from loglytics.settings import get_settings
 from loglytics.storage.client import Client
 from loglytics.tasks import HANDLERS, TaskContext, TaskError, TaskResult
-from loglytics.topics import requests_topic, responses_topic
+from loglytics.topics import REQUESTS, requests_topic, responses_topic
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 MAX_IN_FLIGHT = 16
+FRESH_GROUP_GRACE = 5.0
+STARTED_AT = time.time()
 REQUEST_TTL_SECONDS = 300.0
 STREAM_FLUSH_SECONDS = 0.05
 STREAM_FLUSH_CHARS = 256
@@ -116,6 +124,29 @@ def parse_request(value: bytes) -> LLMRequest:
         usable = isinstance(rid, str) and 0 < len(rid) <= 128
         return_tenant = tenant if isinstance(tenant, str) and len(tenant) <= 64 else ""
         raise BadRequest(exc.reason, rid if usable else None, return_tenant) from None
+
+
+async def fresh_group() -> bool:
+    """True when this app's consumer group has no committed offset on `llm.requests`."""
+    settings = get_settings()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers or "127.0.0.1:9092",
+        group_id=app.conf.id,
+        enable_auto_commit=False,
+    )
+    try:
+        await consumer.start()
+        await consumer.topics()
+        parts = consumer.partitions_for_topic(REQUESTS.name) or set()
+        for part in parts:
+            if await consumer.committed(TopicPartition(REQUESTS.name, part)) is not None:
+                return False
+        return bool(parts)
+    except Exception:  # cannot tell: serve everything within its deadline
+        log.warning("could not read committed offsets of llm.requests", exc_info=True)
+        return False
+    finally:
+        await consumer.stop()
 
 
 def deadline_of(event: EventT[Any]) -> float:
@@ -290,7 +321,7 @@ async def serve(request: LLMRequest) -> LLMResponse:
     return reply
 
 
-async def handle_event(event: EventT[Any]) -> None:
+async def handle_event(event: EventT[Any], not_before: float = 0.0) -> None:
     """One message of `llm.requests`, whatever it holds."""
     value = event.message.value
     if not isinstance(value, bytes):
@@ -298,6 +329,9 @@ async def handle_event(event: EventT[Any]) -> None:
     if time.time() > deadline_of(event):
         metrics.dropped.labels("expired").inc()
         log.info("skipping expired request at offset %s", event.message.offset)
+        return
+    if (event.message.timestamp or time.time()) < not_before:
+        metrics.dropped.labels("before_start").inc()
         return
     try:
         request = parse_request(value)
@@ -325,9 +359,9 @@ async def handle_event(event: EventT[Any]) -> None:
     metrics.latency.labels(task).observe(time.perf_counter() - began)
 
 
-async def _guarded(event: EventT[Any]) -> None:
+async def _guarded(event: EventT[Any], not_before: float) -> None:
     try:
-        await handle_event(event)
+        await handle_event(event, not_before)
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # the agent must outlive any one request
@@ -342,6 +376,9 @@ async def _guarded(event: EventT[Any]) -> None:
 async def serve_requests(stream: StreamT[bytes]) -> None:
     """Admit requests as they come, up to `MAX_IN_FLIGHT` at once."""
     await runtime.ready()
+    not_before = STARTED_AT - FRESH_GROUP_GRACE if await fresh_group() else 0.0
+    if not_before:
+        log.info("new consumer group: requests produced before this worker started are skipped")
     gate = asyncio.Semaphore(MAX_IN_FLIGHT)
     running: set[asyncio.Task[None]] = set()
 
@@ -352,7 +389,7 @@ async def serve_requests(stream: StreamT[bytes]) -> None:
     try:
         async for event in stream.events():
             await gate.acquire()
-            task = asyncio.create_task(_guarded(event))
+            task = asyncio.create_task(_guarded(event, not_before))
             running.add(task)
             task.add_done_callback(done)
     finally:
