@@ -10,7 +10,7 @@ import pytest
 
 from loglytics.embedded import stack as embedded_stack
 from loglytics.embedded.stack import StackState
-from loglytics.settings import Settings, load_settings
+from loglytics.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOGHUB_DIR = Path(os.environ.get("LOGHUB_DIR", REPO_ROOT.parent / "shared" / "data" / "loghub"))
@@ -27,15 +27,7 @@ def loghub_dir() -> Path:
 def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Settings for an isolated embedded stack: own state dir, no external services."""
     state = tmp_path_factory.mktemp("stack")
-    return load_settings(
-        state_dir=state,
-        kafka_bootstrap_servers="",
-        llamacpp_base_url="",
-        ollama_base_url="",
-        vllm_base_url="",
-        clickhouse_dsn=f"chdb://{state / 'clickhouse'}",
-        broker_session_timeout=3.0,
-    )
+    return embedded_stack.private_settings(state, broker_session_timeout=3.0)
 
 
 @pytest.fixture(scope="session")

@@ -154,13 +154,7 @@ def run(args: list[str] | None = None) -> dict[str, Any]:
     lines, alerts, levels = load_bgl(_loghub(opts.loghub_dir))
 
     workdir = Path(tempfile.mkdtemp(prefix="loglytics-bench-detection-"))
-    settings = load_settings(
-        state_dir=workdir / "stack",
-        kafka_bootstrap_servers="",
-        llamacpp_base_url="",
-        ollama_base_url="",
-        vllm_base_url="",
-    )
+    settings = embedded_stack.private_settings(workdir)
     state = embedded_stack.up(settings, tied=True)
     worker = WorkerProcess(
         state,

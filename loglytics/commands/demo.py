@@ -34,7 +34,7 @@ from loglytics.embedded.worker import WorkerProcess
 from loglytics.kafka_admin import consumer_lag, ensure_topics
 from loglytics.schemas import DecodeError, Finding, LogBatch, TenantRecord, UsageRecord
 from loglytics.schemas.tenants import hash_api_key, new_api_key
-from loglytics.settings import Tier, load_settings
+from loglytics.settings import Tier
 from loglytics.storage.client import open_client
 from loglytics.storage.queries import count_findings
 from loglytics.synthetic import Incident, Scenario, demo_scenario
@@ -203,13 +203,7 @@ async def _drain(
 async def _run_demo(opts: argparse.Namespace, console: Console) -> dict[str, Any]:
     window = float(opts.window_seconds)
     workdir = Path(tempfile.mkdtemp(prefix="loglytics-demo-"))
-    settings = load_settings(
-        state_dir=workdir / "stack",
-        kafka_bootstrap_servers="",
-        llamacpp_base_url="",
-        ollama_base_url="",
-        vllm_base_url="",
-    )
+    settings = embedded_stack.private_settings(workdir)
     scenario = demo_scenario(opts.duration, window)
     state = DemoState()
     quiet = opts.json

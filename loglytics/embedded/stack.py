@@ -16,12 +16,14 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from loglytics.embedded.ports import free_port, wait_http_ok, wait_tcp
 from loglytics.embedded.processes import alive, spawn, stop_pid
-from loglytics.settings import Settings
+from loglytics.settings import Settings, load_settings
+from loglytics.storage.client import chdb_location
 
 READY_TIMEOUT = 30.0
 
@@ -48,6 +50,24 @@ class StackState:
 
     def running(self) -> dict[str, bool]:
         return {name: alive(pid) for name, pid in self.pids.items()}
+
+
+def private_settings(root: Path, **overrides: Any) -> Settings:
+    """Settings for a stack of one's own under `root`: no external service, own ClickHouse.
+
+    The demo, the benchmarks and the tests use it so that they never touch (or
+    depend on) a stack the user started, whatever the environment says.
+    """
+    values: dict[str, Any] = {
+        "state_dir": root / "stack",
+        "kafka_bootstrap_servers": "",
+        "llamacpp_base_url": "",
+        "ollama_base_url": "",
+        "vllm_base_url": "",
+        "clickhouse_dsn": f"chdb://{root / 'clickhouse'}",
+    }
+    values.update(overrides)
+    return load_settings(**values)
 
 
 def read_state(settings: Settings) -> StackState | None:
@@ -109,7 +129,9 @@ def prepare_clickhouse(settings: Settings) -> str:
     """For chdb, make sure the data directory exists; schema is migrated by its first user."""
     dsn = settings.clickhouse_dsn
     if dsn.startswith("chdb://"):
-        Path(dsn.removeprefix("chdb://")).mkdir(parents=True, exist_ok=True)
+        path, _ = chdb_location(dsn)
+        if path is not None:
+            Path(path).mkdir(parents=True, exist_ok=True)
     return dsn
 
 

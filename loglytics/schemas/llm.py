@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field
 
@@ -19,17 +19,7 @@ Task = Literal[
     "models",
     "health",
 ]
-TASKS: tuple[str, ...] = (
-    "chat",
-    "analyze",
-    "detect-errors",
-    "root-cause",
-    "detect-anomalies",
-    "query",
-    "summarize",
-    "models",
-    "health",
-)
+TASKS: tuple[str, ...] = get_args(Task)
 
 
 class LLMRequest(Record):
