@@ -123,7 +123,7 @@ def test_finding_ids_are_deterministic_and_verdicts_only_raise_severity() -> Non
         title="t",
         summary="s",
         recommendation="r",
-        confidence=0.9,
+        confidence=90,
     )
     assert (
         build_finding(cand, low, model_used="m", tokens_used=1, latency_ms=1, now=3).severity
@@ -157,7 +157,7 @@ class FakePool:
                     title="t",
                     summary="s",
                     recommendation="r",
-                    confidence=0.8,
+                    confidence=80,
                 )
                 for i in range(n + 1)
             ]

@@ -131,10 +131,7 @@ def build_finding(
         category = verdict.category.strip().lower()[:32] or category
         # The model may raise the rules' severity by one step when it is confident;
         # it never lowers it (detection must not depend on the model's judgement).
-        if (
-            verdict.confidence >= 0.7
-            and SEVERITY_ORDER[verdict.severity] > SEVERITY_ORDER[severity]
-        ):
+        if verdict.confidence >= 70 and SEVERITY_ORDER[verdict.severity] > SEVERITY_ORDER[severity]:
             severity = _ORDERED[min(SEVERITY_ORDER[severity] + 1, 3)]
         title = verdict.title.strip() or title
         summary = (
@@ -144,7 +141,7 @@ def build_finding(
         )
         if verdict.recommendation.strip():
             recommendations = [verdict.recommendation.strip(), *recommendations][:3]
-        confidence = round((confidence + verdict.confidence) / 2, 3)
+        confidence = round((confidence + verdict.confidence / 100) / 2, 3)
     return Finding(
         finding_id=finding_id(
             digest.tenant, digest.source, digest.window_start, cand.kind, cand.judgement_key

@@ -23,7 +23,9 @@ class Verdict(BaseModel):
     title: str = Field(max_length=60)
     summary: str = Field(max_length=140)
     recommendation: str = Field(max_length=90)
-    confidence: float = Field(ge=0.0, le=1.0)
+    # An integer percent: llama.cpp's grammar cannot bound a float's digits, and a
+    # small model then writes digits until max_tokens.
+    confidence: int = Field(ge=0, le=100)
 
 
 class Verdicts(BaseModel):
@@ -57,7 +59,7 @@ EXAMPLE = Verdicts(
             title="Database connections refused",
             summary="The service cannot reach orders-db; requests needing it fail.",
             recommendation="Check orders-db health and connection limits.",
-            confidence=0.9,
+            confidence=90,
         ),
         Verdict(
             ref=1,
@@ -66,7 +68,7 @@ EXAMPLE = Verdicts(
             title="Request latency up fifty-fold",
             summary="Successful requests take about 2.4 s instead of 45 ms.",
             recommendation="Look for a slow dependency or saturation behind the API.",
-            confidence=0.8,
+            confidence=80,
         ),
     ]
 )
