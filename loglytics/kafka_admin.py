@@ -38,6 +38,33 @@ async def ensure_topics(bootstrap: str, partitions: int) -> None:
         await admin.close()
 
 
+async def read_topic(bootstrap: str, topic: str, idle_ms: int = 700) -> list[bytes]:
+    """Every value of a topic from the beginning, read at least to the end offsets it had
+    when asked (an idle poll alone can end early on a busy machine), then until idle."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    out: list[bytes] = []
+    try:
+        await consumer.topics()  # fetches metadata
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not tps:
+            return out
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        while True:
+            batch = await consumer.getmany(timeout_ms=idle_ms, max_records=50_000)
+            for records in batch.values():
+                out.extend(r.value for r in records if r.value)
+            if batch:
+                continue
+            behind = [tp for tp, end in ends.items() if await consumer.position(tp) < end]
+            if not behind:
+                return out
+    finally:
+        await consumer.stop()
+
+
 async def consumer_lag(bootstrap: str, group: str, topics: tuple[str, ...], partitions: int) -> int:
     """Messages of `topics` that consumer group `group` has not committed yet.
 

@@ -28,7 +28,7 @@ from loglytics.bench import json_line
 from loglytics.embedded import stack as embedded_stack
 from loglytics.embedded.worker import WorkerProcess
 from loglytics.ingestion import Decoded, SourcePipeline
-from loglytics.kafka_admin import consumer_lag
+from loglytics.kafka_admin import consumer_lag, read_topic
 from loglytics.prompts.detection import DETECTION
 from loglytics.providers.tokens import estimate_messages, estimate_tokens
 from loglytics.schemas import LogBatch
@@ -90,20 +90,7 @@ async def _produce(bootstrap: str, source: str, lines: list[str]) -> None:
 
 
 async def _read(bootstrap: str, topic: str) -> list[dict[str, Any]]:
-    from aiokafka import AIOKafkaConsumer
-
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    await consumer.start()
-    out: list[dict[str, Any]] = []
-    try:
-        while batch := await consumer.getmany(timeout_ms=700, max_records=50_000):
-            for records in batch.values():
-                out.extend(orjson.loads(r.value) for r in records if r.value)
-    finally:
-        await consumer.stop()
-    return out
+    return [orjson.loads(v) for v in await read_topic(bootstrap, topic)]
 
 
 def _wait_settled(
