@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the live demo on the embedded stack")
     p.add_argument("--duration", type=float, default=180.0, help="seconds of generated traffic")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON line")
-    p.add_argument("--window-seconds", type=float, default=15.0)
+    p.add_argument("--window-seconds", type=float, default=10.0)
     p.set_defaults(func=_lazy("loglytics.commands.demo", "run"))
 
     p = sub.add_parser("ask", help="send an on-demand request and print the reply")

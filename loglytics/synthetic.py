@@ -128,8 +128,9 @@ class ServiceModel:
                 {"timestamp": _iso_t(ts), "level": level, "logger": component, "message": message}
             ).decode()
         if self.fmt == "syslog":
-            sev = {"WARN": "warning", "ERROR": "err", "DEBUG": "debug"}.get(level, "info")
-            return f"{_syslog(ts)} web01 {component}[{1000 + len(component)}]: <{sev}> {message}"
+            # RFC 3164 with a PRI: facility user (1), severity err/warning/info/debug.
+            pri = 8 + {"WARN": 4, "ERROR": 3, "DEBUG": 7}.get(level, 6)
+            return f"<{pri}>{_syslog(ts)} web01 {component}[{1000 + len(component)}]: {message}"
         # apache error log
         lvl = {"WARN": "warn", "ERROR": "error", "DEBUG": "debug", "INFO": "notice"}[level]
         return f"[{_apache(ts)}] [{lvl}] {message}"
@@ -217,7 +218,7 @@ def demo_scenario(duration: float, window: float) -> Scenario:
         Service("globex", "orders-api", "log4j"),
         Service("globex", "checkout", "syslog"),
     ]
-    warm = max(4 * window, 0.2 * duration)
+    warm = max(8 * window, 0.25 * duration)  # baselines of numeric variables need 8 windows
     span = max(duration - warm - 2 * window, 4 * window)
     incidents = [
         Incident("db_outage", "globex", "orders-api", warm, warm + 2 * window),

@@ -20,6 +20,9 @@ ALPHA = 0.2  # fast EWMA: the "usual" level adapts within ~5 windows
 SLOW_ALPHA = 0.03  # slow reference for gradual drifts (leaks)
 WARMUP_WINDOWS = 3  # before this, every template is new and nothing is unusual
 MIN_HISTORY = 4  # windows a template must have been seen in before spikes count
+# EWMA variances start at zero and reach ~83% of the truth after 8 windows: range
+# checks on numeric variables wait for that, or early noise looks like an anomaly.
+MIN_NUMERIC_HISTORY = 8
 QUIET_LEVELS = frozenset({"INFO", "DEBUG", "TRACE", "UNKNOWN", "NOTICE"})
 SEVERE_LEVELS = frozenset({"ERROR", "CRITICAL", "FATAL", "ALERT", "EMERGENCY"})
 HIGH_LEVELS = frozenset({"CRITICAL", "FATAL", "ALERT", "EMERGENCY"})
@@ -151,7 +154,7 @@ def compute_signals(digest: WindowDigest, baseline: dict[str, Any]) -> list[Temp
                 if stat.position not in measured:
                     continue
                 nh = hist["num"].get(str(stat.position))
-                if nh is None or nh["n"] < MIN_HISTORY:
+                if nh is None or nh["n"] < MIN_NUMERIC_HISTORY:
                     continue
                 nmean, nvar = nh["m"]
                 nz = _z(stat.mean, nmean, nvar)
