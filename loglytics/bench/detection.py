@@ -93,11 +93,27 @@ async def _read(bootstrap: str, topic: str) -> list[dict[str, Any]]:
     return [orjson.loads(v) for v in await read_topic(bootstrap, topic)]
 
 
+def _llm_busy(web_port: int) -> float:
+    """LLM calls in flight or queued in the worker's pool, from its /metrics."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(("loglytics_llm_in_flight", "loglytics_llm_queue_depth"))
+    )
+
+
 def _wait_settled(
-    bootstrap: str, group: str, source: str, total_lines: int, timeout: float
+    bootstrap: str, worker: WorkerProcess, source: str, total_lines: int, timeout: float
 ) -> None:
-    """Until every line is in a closed window and the worker has committed everything it read."""
+    """Until every line is in a closed window, the worker has committed everything it read,
+    and no LLM judgement (they run in the background) is still in flight."""
+    group = worker.app_id
     deadline = time.monotonic() + timeout
+    calm = 0
     while time.monotonic() < deadline:
         windows = asyncio.run(_read(bootstrap, "logs.windows"))
         covered = sum(
@@ -107,7 +123,8 @@ def _wait_settled(
             topics = ("logs.raw", "logs.windows", "findings", "usage")
             partitions = load_settings().topic_partitions
             lag = asyncio.run(consumer_lag(bootstrap, group, topics, partitions))
-            if lag == 0:
+            calm = calm + 1 if lag == 0 and _llm_busy(worker.web_port) == 0 else 0
+            if calm >= 3:
                 return
         time.sleep(1.0)
     raise TimeoutError(f"replay of {source} did not settle within {timeout:.0f}s")
@@ -154,7 +171,7 @@ def run(args: list[str] | None = None) -> dict[str, Any]:
         worker.start()
         started = time.monotonic()
         asyncio.run(_produce(state.kafka, "bgl-r1", lines))
-        _wait_settled(state.kafka, worker.app_id, "bgl-r1", len(lines), opts.timeout)
+        _wait_settled(state.kafka, worker, "bgl-r1", len(lines), opts.timeout)
         seconds_1x = time.monotonic() - started
         findings = [f for f in asyncio.run(_read(state.kafka, "findings")) if f["tenant"] == TENANT]
         tokens_1x = _tokens(asyncio.run(_read(state.kafka, "usage")))
@@ -165,7 +182,7 @@ def run(args: list[str] | None = None) -> dict[str, Any]:
         ]
         for replay in range(2, opts.replays + 1):
             asyncio.run(_produce(state.kafka, f"bgl-r{replay}", lines))
-            _wait_settled(state.kafka, worker.app_id, f"bgl-r{replay}", len(lines), opts.timeout)
+            _wait_settled(state.kafka, worker, f"bgl-r{replay}", len(lines), opts.timeout)
         tokens_10x = _tokens(asyncio.run(_read(state.kafka, "usage")))
         findings_all = [
             f for f in asyncio.run(_read(state.kafka, "findings")) if f["tenant"] == TENANT

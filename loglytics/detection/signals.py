@@ -182,7 +182,8 @@ def compute_signals(digest: WindowDigest, baseline: dict[str, Any]) -> list[Temp
                 very_steady = nmean > 0 and math.sqrt(nvar) <= 0.1 * nmean
                 rising = stat.mean > nh["last"] * 1.02
                 outlier = bool(sigs) and sigs[-1].kind == "numeric_outlier"
-                if very_steady and rising and ref > 0 and stat.mean >= 1.1 * ref and not outlier:
+                above = stat.mean >= max(1.1 * ref, ref + 6 * math.sqrt(nvar))
+                if very_steady and rising and ref > 0 and above and not outlier:
                     sigs.append(
                         Signal(
                             kind="numeric_trend",
@@ -281,7 +282,10 @@ def update_baseline(digest: WindowDigest, baseline: dict[str, Any]) -> None:
             nh["up"] = nh["up"] + 1 if stat.mean > nh["last"] * 1.02 else 0
             nh["last"] = stat.mean
             _ewma(nh["m"], stat.mean)
-            nh["ref"] += SLOW_ALPHA * (stat.mean - nh["ref"])
+            if nh["n"] < MIN_NUMERIC_HISTORY:
+                nh["ref"] = nh["m"][0]  # the reference level starts from the settled mean
+            else:
+                nh["ref"] += SLOW_ALPHA * (stat.mean - nh["ref"])
             nh["n"] += 1
     for tid, hist in known.items():
         if tid not in present:
