@@ -182,7 +182,7 @@ def compute_signals(digest: WindowDigest, baseline: dict[str, Any]) -> list[Temp
                 very_steady = nmean > 0 and math.sqrt(nvar) <= 0.1 * nmean
                 rising = stat.mean > nh["last"] * 1.02
                 outlier = bool(sigs) and sigs[-1].kind == "numeric_outlier"
-                above = stat.mean >= max(1.1 * ref, ref + 6 * math.sqrt(nvar))
+                above = stat.mean >= max(1.05 * ref, ref + 6 * math.sqrt(nvar))
                 if very_steady and rising and ref > 0 and above and not outlier:
                     sigs.append(
                         Signal(
