@@ -46,9 +46,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from loglytics.bench import json_line
+from loglytics.commands.send import shipper_producer
 from loglytics.embedded import stack as embedded_stack
 from loglytics.embedded.ports import free_port
 from loglytics.embedded.processes import alive, spawn, stop_pid
@@ -193,13 +194,7 @@ async def produce(
         # A private broker is empty: fixed names keep the partition layout the same per run.
         prefix=f"bench-{uuid.uuid4().hex[:6]}-" if unique else "bench",
     )
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        linger_ms=5,
-        max_batch_size=1 << 20,
-        acks=1,
-        max_request_size=8 << 20,
-    )
+    producer = shipper_producer(bootstrap)
     await producer.start()
     pending: list[asyncio.Future[Any]] = []
 

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from loglytics.clients import ReplyTimeout, ask_once, new_request_id
+from loglytics.commands import broker
 from loglytics.schemas import DecodeError, LLMRequest, LLMResponse, LLMStreamChunk
 from loglytics.settings import get_settings
 
@@ -105,8 +106,7 @@ async def ask(bootstrap: str, request: LLMRequest, timeout: float, as_json: bool
 
 def run(args: argparse.Namespace) -> int:
     settings = get_settings()
-    if not settings.kafka_bootstrap_servers:
-        print("no broker: set KAFKA_BOOTSTRAP_SERVERS or run `loglytics stack up`", file=sys.stderr)
+    if broker() is None:
         return 2
     try:
         obj: dict[str, Any] = {

@@ -16,6 +16,7 @@ import time
 from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 
+from loglytics.commands import broker
 from loglytics.schemas import DecodeError, Finding
 from loglytics.settings import get_settings
 from loglytics.topics import FINDINGS
@@ -87,8 +88,7 @@ async def follow(
 
 def run(args: argparse.Namespace) -> int:
     settings = get_settings()
-    if not settings.kafka_bootstrap_servers:
-        print("no broker: set KAFKA_BOOTSTRAP_SERVERS or run `loglytics stack up`", file=sys.stderr)
+    if broker() is None:
         return 2
     try:
         since = time.time() - parse_duration(args.since)

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from aiokafka import AIOKafkaProducer
 from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
 
+from loglytics.commands import broker
 from loglytics.kafka_admin import ensure_topics
 from loglytics.schemas import LogBatch
 from loglytics.settings import get_settings
@@ -38,6 +39,17 @@ def batches(lines: Iterable[str], size: int) -> Iterator[list[str]]:
         yield batch
 
 
+def shipper_producer(bootstrap: str) -> AIOKafkaProducer:
+    """A producer set up the way a log shipper would be: large batches, short linger."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        linger_ms=5,
+        max_batch_size=1 << 20,
+        acks=1,
+        max_request_size=8 << 20,
+    )
+
+
 async def produce_batches(
     bootstrap: str,
     tenant: str,
@@ -46,13 +58,7 @@ async def produce_batches(
     fmt: str | None = None,
 ) -> int:
     """Produce LogBatches; returns the number of lines sent."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        linger_ms=5,
-        max_batch_size=1 << 20,
-        acks=1,
-        max_request_size=8 << 20,
-    )
+    producer = shipper_producer(bootstrap)
     await producer.start()
     key = f"{tenant}/{source}".encode()
     sent = 0
@@ -79,8 +85,7 @@ async def produce_batches(
 
 def run(args: argparse.Namespace) -> int:
     settings = get_settings()
-    if not settings.kafka_bootstrap_servers:
-        print("no broker: set KAFKA_BOOTSTRAP_SERVERS or run `loglytics stack up`", file=sys.stderr)
+    if broker() is None:
         return 2
     if args.file == "-":
         stream = sys.stdin

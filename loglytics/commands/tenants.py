@@ -16,6 +16,7 @@ import time
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from loglytics.commands import broker
 from loglytics.kafka_admin import ensure_topics
 from loglytics.schemas import DecodeError, TenantRecord, hash_api_key, new_api_key
 from loglytics.settings import get_settings
@@ -100,9 +101,8 @@ async def set_tier(bootstrap: str, partitions: int, name: str, tier: str) -> boo
 
 def run(args: argparse.Namespace) -> int:
     settings = get_settings()
-    bootstrap = settings.kafka_bootstrap_servers
-    if not bootstrap:
-        print("no broker: set KAFKA_BOOTSTRAP_SERVERS or run `loglytics stack up`", file=sys.stderr)
+    bootstrap = broker()
+    if bootstrap is None:
         return 2
     parts = settings.topic_partitions
     tier: str | None = args.tier_opt or args.tier

@@ -25,20 +25,12 @@ from faust.web import View
 
 from loglytics.app import app
 from loglytics.clients import ReplyTimeout, new_request_id
-from loglytics.schemas import DecodeError, LLMRequest, LLMResponse
+from loglytics.schemas import TASKS, DecodeError, LLMRequest, LLMResponse
 from loglytics.web.gateway import gateway
 
 API = "/api/v1/llm"
-POST_TASKS = (
-    "chat",
-    "analyze",
-    "detect-errors",
-    "root-cause",
-    "detect-anomalies",
-    "query",
-    "summarize",
-)
 GET_TASKS = ("models", "health")
+POST_TASKS = tuple(t for t in TASKS if t not in GET_TASKS)
 OPTION_KEYS = ("tenant", "max_tokens", "temperature")
 REPLY_TIMEOUT = 180.0
 MAX_BODY_BYTES = 4 << 20
