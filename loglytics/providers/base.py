@@ -83,3 +83,24 @@ class Provider(Protocol):
     async def models(self) -> list[str]: ...
 
     async def aclose(self) -> None: ...
+
+
+class ProviderIdentity:
+    """What every provider is called, serves and can run at once (the `Provider` properties)."""
+
+    def __init__(self, name: str, model: str, max_parallel: int) -> None:
+        self._name = name
+        self._model = model
+        self._max_parallel = max_parallel
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    @property
+    def max_parallel(self) -> int:
+        return self._max_parallel

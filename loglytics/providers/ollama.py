@@ -15,7 +15,14 @@ from typing import Any
 import httpx
 import ollama
 
-from loglytics.providers.base import ChatRequest, ChatResult, HealthInfo, StreamDelta, StreamEvent
+from loglytics.providers.base import (
+    ChatRequest,
+    ChatResult,
+    HealthInfo,
+    ProviderIdentity,
+    StreamDelta,
+    StreamEvent,
+)
 from loglytics.providers.errors import ProviderError
 from loglytics.providers.tokens import usage_from
 
@@ -36,7 +43,7 @@ def _convert(exc: Exception) -> ProviderError:
 _CLIENT_ERRORS = (ollama.ResponseError, httpx.HTTPError, ConnectionError, ValueError)
 
 
-class OllamaProvider:
+class OllamaProvider(ProviderIdentity):
     """An Ollama server; one `AsyncClient` (one httpx connection pool) per provider."""
 
     def __init__(
@@ -50,9 +57,7 @@ class OllamaProvider:
         num_ctx: int = 8192,
         keep_alive: str | float = "30m",
     ) -> None:
-        self._name = name
-        self._model = model
-        self._max_parallel = max_parallel
+        super().__init__(name, model, max_parallel)
         self._num_ctx = num_ctx
         self._keep_alive = keep_alive
         self._client = ollama.AsyncClient(
@@ -60,18 +65,6 @@ class OllamaProvider:
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
             limits=httpx.Limits(max_connections=max_parallel + 4),
         )
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def model(self) -> str:
-        return self._model
-
-    @property
-    def max_parallel(self) -> int:
-        return self._max_parallel
 
     def _options(self, req: ChatRequest) -> dict[str, Any]:
         options: dict[str, Any] = {

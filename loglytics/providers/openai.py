@@ -15,7 +15,14 @@ from typing import Any
 import httpx
 import orjson
 
-from loglytics.providers.base import ChatRequest, ChatResult, HealthInfo, StreamDelta, StreamEvent
+from loglytics.providers.base import (
+    ChatRequest,
+    ChatResult,
+    HealthInfo,
+    ProviderIdentity,
+    StreamDelta,
+    StreamEvent,
+)
 from loglytics.providers.errors import ProviderError
 from loglytics.providers.tokens import usage_from
 
@@ -69,7 +76,7 @@ def _transport_error(exc: httpx.HTTPError) -> ProviderError:
     return ProviderError.protocol(f"{type(exc).__name__}: {exc}")
 
 
-class OpenAIProvider:
+class OpenAIProvider(ProviderIdentity):
     """An OpenAI-compatible chat server reached over HTTP."""
 
     def __init__(
@@ -83,9 +90,7 @@ class OpenAIProvider:
         timeout: float = 60.0,
         client: httpx.AsyncClient | None = None,
     ) -> None:
-        self._name = name
-        self._model = model
-        self._max_parallel = max_parallel
+        super().__init__(name, model, max_parallel)
         self._root = api_root(base_url)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._owns_client = client is None
@@ -97,18 +102,6 @@ class OpenAIProvider:
                 max_connections=max_parallel + 4, max_keepalive_connections=max_parallel + 4
             ),
         )
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def model(self) -> str:
-        return self._model
-
-    @property
-    def max_parallel(self) -> int:
-        return self._max_parallel
 
     @property
     def base_url(self) -> str:
@@ -131,20 +124,8 @@ class OpenAIProvider:
             finish = choice.get("finish_reason") or "stop"
         except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise ProviderError.protocol(f"malformed completion: {exc!r}") from exc
-        usage = payload.get("usage") or {}
-        return ChatResult(
-            text=text,
-            usage=usage_from(
-                usage.get("prompt_tokens"),
-                usage.get("completion_tokens"),
-                messages=req.messages,
-                text=text,
-            ),
-            provider=self._name,
-            model=str(payload.get("model") or self._model),
-            latency_ms=(time.perf_counter() - started) * 1000.0,
-            finish_reason=str(finish),
-        )
+        model = str(payload.get("model") or self._model)
+        return self._result(req, text, payload.get("usage") or {}, model, started, str(finish))
 
     async def stream(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
         """SSE deltas, then one ChatResult; usage from the `include_usage` chunk if sent."""
@@ -183,8 +164,19 @@ class OpenAIProvider:
                             finish = str(choice["finish_reason"])
         except httpx.HTTPError as exc:
             raise _transport_error(exc) from exc
-        text = "".join(parts)
-        yield ChatResult(
+        yield self._result(req, "".join(parts), usage, model, started, finish)
+
+    def _result(
+        self,
+        req: ChatRequest,
+        text: str,
+        usage: dict[str, Any],
+        model: str,
+        started: float,
+        finish: str,
+    ) -> ChatResult:
+        """The served call; usage from the server's fields, estimated when it sent none."""
+        return ChatResult(
             text=text,
             usage=usage_from(
                 usage.get("prompt_tokens"),
