@@ -7,10 +7,12 @@ stand in a fake by writing five methods, with no base class to inherit.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from loglytics.providers.tokens import usage_from
 from loglytics.schemas import TokenUsage
 
 Message = dict[str, str]
@@ -104,3 +106,23 @@ class ProviderIdentity:
     @property
     def max_parallel(self) -> int:
         return self._max_parallel
+
+    def _served(
+        self,
+        req: ChatRequest,
+        text: str,
+        prompt_tokens: int | None,
+        completion_tokens: int | None,
+        model: str,
+        started: float,
+        finish: str,
+    ) -> ChatResult:
+        """A served call: usage from the server's counters, estimated when it sent none."""
+        return ChatResult(
+            text=text,
+            usage=usage_from(prompt_tokens, completion_tokens, messages=req.messages, text=text),
+            provider=self._name,
+            model=model,
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+            finish_reason=finish,
+        )

@@ -24,7 +24,6 @@ from loglytics.providers.base import (
     StreamEvent,
 )
 from loglytics.providers.errors import ProviderError
-from loglytics.providers.tokens import usage_from
 
 
 def _convert(exc: Exception) -> ProviderError:
@@ -79,31 +78,30 @@ class OllamaProvider(ProviderIdentity):
     def _result(
         self, req: ChatRequest, last: Mapping[str, Any], text: str, started: float
     ) -> ChatResult:
-        return ChatResult(
-            text=text,
-            usage=usage_from(
-                last.get("prompt_eval_count"),
-                last.get("eval_count"),
-                messages=req.messages,
-                text=text,
-            ),
-            provider=self._name,
-            model=str(last.get("model") or self._model),
-            latency_ms=(time.perf_counter() - started) * 1000.0,
-            finish_reason=str(last.get("done_reason") or "stop"),
+        return self._served(
+            req,
+            text,
+            last.get("prompt_eval_count"),
+            last.get("eval_count"),
+            str(last.get("model") or self._model),
+            started,
+            str(last.get("done_reason") or "stop"),
         )
+
+    def _chat_args(self, req: ChatRequest) -> dict[str, Any]:
+        """`/api/chat` arguments shared by whole and streamed calls."""
+        return {
+            "model": self._model,
+            "messages": req.messages,
+            "format": req.json_schema,
+            "options": self._options(req),
+            "keep_alive": self._keep_alive,
+        }
 
     async def complete(self, req: ChatRequest) -> ChatResult:
         started = time.perf_counter()
         try:
-            response = await self._client.chat(
-                model=self._model,
-                messages=req.messages,
-                stream=False,
-                format=req.json_schema,
-                options=self._options(req),
-                keep_alive=self._keep_alive,
-            )
+            response = await self._client.chat(**self._chat_args(req), stream=False)
         except _CLIENT_ERRORS as exc:
             raise _convert(exc) from exc
         text = response.message.content or ""
@@ -115,14 +113,7 @@ class OllamaProvider(ProviderIdentity):
         parts: list[str] = []
         last: dict[str, Any] = {}
         try:
-            chunks = await self._client.chat(
-                model=self._model,
-                messages=req.messages,
-                stream=True,
-                format=req.json_schema,
-                options=self._options(req),
-                keep_alive=self._keep_alive,
-            )
+            chunks = await self._client.chat(**self._chat_args(req), stream=True)
             async for chunk in chunks:
                 delta = chunk.message.content
                 if delta:

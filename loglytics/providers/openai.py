@@ -24,7 +24,6 @@ from loglytics.providers.base import (
     StreamEvent,
 )
 from loglytics.providers.errors import ProviderError
-from loglytics.providers.tokens import usage_from
 
 
 def api_root(base_url: str) -> str:
@@ -125,7 +124,16 @@ class OpenAIProvider(ProviderIdentity):
         except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise ProviderError.protocol(f"malformed completion: {exc!r}") from exc
         model = str(payload.get("model") or self._model)
-        return self._result(req, text, payload.get("usage") or {}, model, started, str(finish))
+        usage = payload.get("usage") or {}
+        return self._served(
+            req,
+            text,
+            usage.get("prompt_tokens"),
+            usage.get("completion_tokens"),
+            model,
+            started,
+            str(finish),
+        )
 
     async def stream(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
         """SSE deltas, then one ChatResult; usage from the `include_usage` chunk if sent."""
@@ -164,30 +172,14 @@ class OpenAIProvider(ProviderIdentity):
                             finish = str(choice["finish_reason"])
         except httpx.HTTPError as exc:
             raise _transport_error(exc) from exc
-        yield self._result(req, "".join(parts), usage, model, started, finish)
-
-    def _result(
-        self,
-        req: ChatRequest,
-        text: str,
-        usage: dict[str, Any],
-        model: str,
-        started: float,
-        finish: str,
-    ) -> ChatResult:
-        """The served call; usage from the server's fields, estimated when it sent none."""
-        return ChatResult(
-            text=text,
-            usage=usage_from(
-                usage.get("prompt_tokens"),
-                usage.get("completion_tokens"),
-                messages=req.messages,
-                text=text,
-            ),
-            provider=self._name,
-            model=model,
-            latency_ms=(time.perf_counter() - started) * 1000.0,
-            finish_reason=finish,
+        yield self._served(
+            req,
+            "".join(parts),
+            usage.get("prompt_tokens"),
+            usage.get("completion_tokens"),
+            model,
+            started,
+            finish,
         )
 
     async def health(self) -> HealthInfo:
