@@ -8,9 +8,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
-from loglytics.kafka_admin import ensure_topics
+from loglytics.kafka_admin import ensure_topics, read_topic
 
 Message = tuple[bytes | None, bytes, list[tuple[str, bytes]] | None]
 
@@ -27,21 +27,8 @@ async def produce(bootstrap: str, topic: str, messages: Sequence[Message]) -> No
 
 
 async def read_all(bootstrap: str, topic: str, idle_ms: int = 1500) -> list[Any]:
-    """Every record of a topic from the beginning, decoded as JSON, until it goes idle."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    await consumer.start()
-    out: list[Any] = []
-    try:
-        while True:
-            batch = await consumer.getmany(timeout_ms=idle_ms, max_records=50_000)
-            if not batch:
-                return out
-            for records in batch.values():
-                out.extend(orjson.loads(r.value) for r in records)
-    finally:
-        await consumer.stop()
+    """Every record of a topic from the beginning, decoded as JSON."""
+    return [orjson.loads(v) for v in await read_topic(bootstrap, topic, idle_ms)]
 
 
 def wait_for(

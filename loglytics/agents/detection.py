@@ -64,7 +64,7 @@ class _TenantVerdicts:
         verdict_table[(self.prefix + key).encode()] = value
 
 
-async def _detect_source(key: str, digests: list[WindowDigest]) -> list[Finding]:
+async def _detect_source(digests: list[WindowDigest]) -> list[Finding]:
     tenant, source = digests[0].tenant, digests[0].source
     bkey = state_key(tenant, source, "baseline").encode()
     baseline: dict[str, Any] = baseline_table.get(bkey) or new_baseline()
@@ -99,7 +99,6 @@ async def _detect_source(key: str, digests: list[WindowDigest]) -> list[Finding]
         task = asyncio.create_task(_judge_later(rt, tenant, all_cands, fresh, verdicts))
         pending.tasks.add(task)
         task.add_done_callback(pending.tasks.discard)
-    del key
     return findings
 
 
@@ -172,7 +171,7 @@ async def detect(stream: StreamT[bytes]) -> None:
                 continue
             groups[source_key(digest.tenant, digest.source)].append(digest)
         results = await asyncio.gather(
-            *(_detect_source(key, digests) for key, digests in groups.items()),
+            *(_detect_source(digests) for digests in groups.values()),
             return_exceptions=True,
         )
         for (key, digests), result in zip(groups.items(), results, strict=True):

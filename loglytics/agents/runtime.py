@@ -135,9 +135,6 @@ class Runtime(Service):
         record = self.tenant(tenant)
         return record.tier if record is not None else "free"
 
-    def quota_usage(self) -> dict[str, Any]:
-        return {k.decode(): v for k, v in quota_table.items()}
-
 
 runtime = Runtime(get_settings())
 app.service(runtime)  # type: ignore[arg-type]

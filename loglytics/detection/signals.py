@@ -80,13 +80,10 @@ def _measured_positions(template: str) -> frozenset[int]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _status_positions(template: str) -> list[int]:
-    """Indices of the variables that an HTTP-ish status or code precedes."""
-    positions = []
-    for i, part in enumerate(template.split("<*>")[:-1]):
-        if STATUS_BEFORE.search(part[-16:]):
-            positions.append(i)
-    return positions
+def _status_positions(template: str) -> tuple[int, ...]:
+    """Indices of the variables that an HTTP-ish status or code precedes (cached: immutable)."""
+    parts = template.split("<*>")[:-1]
+    return tuple(i for i, part in enumerate(parts) if STATUS_BEFORE.search(part[-16:]))
 
 
 def compute_signals(digest: WindowDigest, baseline: dict[str, Any]) -> list[TemplateSignals]:
