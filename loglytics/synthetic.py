@@ -31,7 +31,9 @@ def _iso_t(ts: float) -> str:
 
 
 def _syslog(ts: float) -> str:
-    return time.strftime("%b %d %H:%M:%S", time.gmtime(ts)).replace(" 0", "  ", 1)
+    """RFC 3164 stamp: the day of the month is space-padded, the hour zero-padded."""
+    t = time.gmtime(ts)
+    return f"{time.strftime('%b', t)} {t.tm_mday:2d} {time.strftime('%H:%M:%S', t)}"
 
 
 def _apache(ts: float) -> str:
