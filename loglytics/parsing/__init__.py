@@ -6,7 +6,7 @@ first lines of a source and then pays one compiled regex match per line.
 
 from loglytics.parsing.formats import FORMATS
 from loglytics.parsing.levels import normalise_level
-from loglytics.parsing.model import ParsedLine
+from loglytics.parsing.model import ParsedColumns, ParsedLine
 from loglytics.parsing.parser import LineParser, parse_line
 
-__all__ = ["FORMATS", "LineParser", "ParsedLine", "normalise_level", "parse_line"]
+__all__ = ["FORMATS", "LineParser", "ParsedColumns", "ParsedLine", "normalise_level", "parse_line"]

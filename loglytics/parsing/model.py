@@ -23,3 +23,18 @@ class ParsedLine:
     """The free text after the header, trailing whitespace removed."""
     format: str
     """Name of the layout that matched (a key of ``FORMATS``, ``"custom"`` or ``"raw"``)."""
+
+
+@dataclass(slots=True)
+class ParsedColumns:
+    """A batch of parsed lines as parallel columns, in line order.
+
+    What the ingest hot path keeps of :class:`ParsedLine`: one list per field
+    instead of one object per line, so that later stages can work on whole
+    columns with C-level builtins. Components are not kept: nothing after
+    parsing reads them on that path.
+    """
+
+    timestamps: list[float | None]
+    levels: list[str]
+    messages: list[str]

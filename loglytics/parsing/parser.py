@@ -10,7 +10,7 @@ from typing import Final
 from loglytics.parsing.formats import DETECTION_ORDER, FORMATS
 from loglytics.parsing.layouts import CustomLayout, Layout
 from loglytics.parsing.levels import guess_level
-from loglytics.parsing.model import ParsedLine
+from loglytics.parsing.model import ParsedColumns, ParsedLine
 from loglytics.parsing.timestamps import TimestampCache
 
 # Lines run through full detection before the parser commits to a layout.
@@ -91,6 +91,21 @@ class LineParser:
         """Parse a batch; same results as calling :meth:`parse` on each line."""
         parse = self.parse
         return [parse(line) for line in lines]
+
+    def parse_columns(self, lines: Sequence[str]) -> ParsedColumns | None:
+        """:meth:`parse_many` as columns, in one pass, once the layout is settled.
+
+        ``None`` while detection is still probing, for layouts without a batch
+        form, and whenever a line does not fit the current layout: the caller
+        then parses line by line, which also runs re-detection.
+        """
+        layout = self._layout
+        if layout is None or self._probe:
+            return None
+        columns = layout.parse_columns(lines, self._cache)
+        if columns is not None:
+            self._misses = 0
+        return columns
 
     def _first_match(self, line: str) -> tuple[ParsedLine, Layout | None]:
         """Parse with the first layout in detection order that fits, else as raw."""
