@@ -17,7 +17,7 @@ from typing import cast
 import orjson
 
 from loglytics.mining import MinerConfig, TemplateMiner, TemplateState
-from loglytics.parsing import LineParser, ParsedLine, normalise_level
+from loglytics.parsing import LineParser, ParsedColumns, normalise_level
 from loglytics.schemas import BatchEvent, DecodeError, LogBatch, LogEvent
 from loglytics.schemas.logs import ID_PATTERN
 from loglytics.windowing import MinedBatch, MinedLine
@@ -142,6 +142,7 @@ class SourcePipeline:
         future_tolerance: float = 300.0,
         miner_config: MinerConfig | None = None,
         templates: Iterable[TemplateState] = (),
+        activity: Mapping[str, Sequence[float]] | None = None,
     ) -> None:
         self.tenant = tenant
         self.source = source
@@ -149,7 +150,7 @@ class SourcePipeline:
         self.future_tolerance = future_tolerance
         self.parsers: dict[str | None, LineParser] = {}
         self.miner = TemplateMiner(miner_config)
-        self.miner.restore(templates)
+        self.miner.restore(templates, activity)
 
     def _parser(self, fmt: str | None) -> LineParser:
         parser = self.parsers.get(fmt)
@@ -162,12 +163,37 @@ class SourcePipeline:
         return parser
 
     def process(self, decoded: Decoded, arrival_ts: float) -> tuple[list[MinedLine], int]:
-        """Parse and mine a message's lines; returns the lines and how many were flagged."""
-        batch = self.process_batch(decoded, arrival_ts)
-        return batch.lines(), len(batch.flagged)
+        """The line-by-line definition of :meth:`process_batch`: one object per line.
+
+        Parses line by line and mines with ``add_many``; tests hold the columnar
+        path to it, and tools that want objects use it.
+        """
+        columns, flagged = self._parse(decoded, arrival_ts, bulk=False)
+        hits = self.miner.add_many(columns.messages, arrival_ts)
+        stamps = cast(list[float], columns.timestamps)
+        lines = [
+            MinedLine(t, lv, h.template_id, h.template, h.is_new, h.params, msg, i in flagged)
+            for i, (t, lv, h, msg) in enumerate(
+                zip(stamps, columns.levels, hits, columns.messages, strict=True)
+            )
+        ]
+        return lines, len(flagged)
 
     def process_batch(self, decoded: Decoded, arrival_ts: float) -> MinedBatch:
-        """Parse and mine a message's lines into columns (the hot path; see `MinedBatch`).
+        """Parse and mine a message's lines into columns (the hot path; see `MinedBatch`)."""
+        columns, flagged = self._parse(decoded, arrival_ts, bulk=True)
+        return MinedBatch(
+            ts=cast(list[float], columns.timestamps),
+            levels=columns.levels,
+            messages=columns.messages,
+            mined=self.miner.mine_columns(columns.messages, arrival_ts),
+            flagged=sorted(flagged),
+        )
+
+    def _parse(
+        self, decoded: Decoded, arrival_ts: float, *, bulk: bool
+    ) -> tuple[ParsedColumns, set[int]]:
+        """A message's lines and events as columns, event times settled, and the flagged lines.
 
         The checks that rarely fire (over-long lines, replacement characters,
         implausible timestamps) are first made once for the whole message with
@@ -175,30 +201,31 @@ class SourcePipeline:
         """
         limit = self.max_line_chars
         lines = decoded.lines
-        truncated: list[int] = []
-        parsed: list[ParsedLine | BatchEvent] = []
+        flagged: set[int] = set()
+        columns = ParsedColumns([], [], [])
         if lines:
             if max(map(len, lines)) > limit:
-                truncated = [i for i, ln in enumerate(lines) if len(ln) > limit]
+                flagged.update(i for i, ln in enumerate(lines) if len(ln) > limit)
                 lines = [ln if len(ln) <= limit else ln[:limit] for ln in lines]
-            parsed.extend(self._parser(decoded.format).parse_many(lines))
-        parsed.extend(decoded.events)
-        messages = [p.message for p in parsed]
-        hits = self.miner.add_many(messages, arrival_ts)
-        flagged: set[int] = set(truncated)
-        stamps = self._stamps([p.timestamp for p in parsed], arrival_ts, flagged)
-        if "\ufffd" in "".join(messages):
-            flagged.update(i for i, msg in enumerate(messages) if "\ufffd" in msg)
+            parser = self._parser(decoded.format)
+            parsed = parser.parse_columns(lines) if bulk else None
+            if parsed is None:
+                rows = parser.parse_many(lines)
+                parsed = ParsedColumns(
+                    [p.timestamp for p in rows], [p.level for p in rows], [p.message for p in rows]
+                )
+            columns = parsed
         if decoded.events:
-            levels = [
-                p.level if isinstance(p, ParsedLine) else normalise_level(p.level or "")
-                for p in parsed
-            ]
-        else:
-            levels = [p.level for p in cast(list[ParsedLine], parsed)]  # no events: all parsed
-        return MinedBatch(
-            ts=stamps, levels=levels, hits=hits, messages=messages, flagged=sorted(flagged)
+            events = decoded.events
+            columns.timestamps.extend(e.timestamp for e in events)
+            columns.levels.extend(normalise_level(e.level or "") for e in events)
+            columns.messages.extend(e.message for e in events)
+        columns.timestamps = cast(
+            list[float | None], self._stamps(columns.timestamps, arrival_ts, flagged)
         )
+        if "\ufffd" in "".join(columns.messages):
+            flagged.update(i for i, msg in enumerate(columns.messages) if "\ufffd" in msg)
+        return columns, flagged
 
     def _stamps(
         self, stamps: list[float | None], arrival_ts: float, flagged: set[int]

@@ -13,11 +13,17 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from itertools import filterfalse
+from math import isnan
+from operator import itemgetter
+from typing import Any, cast
 
+from loglytics.mining.model import MinedShapes
+from loglytics.mining.params import NumericOp, apply_plan
 from loglytics.schemas import NumericStats, TemplateCount, WindowDigest
+from loglytics.speedups import numbers
 
 MAX_EXEMPLARS = 3
 MAX_NUMERIC_POSITIONS = 4
@@ -38,19 +44,6 @@ class MinedLine:
     flagged: bool = False
 
 
-class TemplateHit(Protocol):
-    """What the windows need of a line's mining result (a `Match`, or a `MinedLine`)."""
-
-    @property
-    def template_id(self) -> str: ...
-    @property
-    def template(self) -> str: ...
-    @property
-    def is_new(self) -> bool: ...
-    @property
-    def params(self) -> tuple[str, ...]: ...
-
-
 @dataclass(slots=True)
 class MinedBatch:
     """A message's mined lines as parallel columns, in line order.
@@ -58,14 +51,15 @@ class MinedBatch:
     Why columns: the ingest hot path handles hundreds of lines per message,
     and one object per line (plus reading it back field by field) cost about
     as much as the windowing itself; columns let the windows count levels and
-    templates with C-level `Counter`s over slices instead of a Python loop.
-    `flagged` holds the sorted indices of flagged lines (usually none).
+    templates with C-level `Counter`s over slices, and fold numeric params
+    per shape down whole columns. `flagged` holds the sorted indices of
+    flagged lines (usually none).
     """
 
     ts: list[float]
     levels: list[str]
-    hits: Sequence[TemplateHit]
     messages: list[str]
+    mined: MinedShapes
     flagged: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -73,42 +67,68 @@ class MinedBatch:
 
     def lines(self) -> list[MinedLine]:
         """The same lines as one `MinedLine` each (for callers that want objects)."""
+        mined = self.mined
         flagged = set(self.flagged)
+        new = set(mined.new_lines)
         return [
-            MinedLine(t, lv, h.template_id, h.template, h.is_new, h.params, msg, i in flagged)
-            for i, (t, lv, h, msg) in enumerate(
-                zip(self.ts, self.levels, self.hits, self.messages, strict=True)
+            MinedLine(
+                t,
+                lv,
+                tid,
+                mined.templates[tid],
+                i in new,
+                apply_plan(mined.plans[shape], values),
+                msg,
+                i in flagged,
+            )
+            for i, (t, lv, tid, shape, values, msg) in enumerate(
+                zip(
+                    self.ts,
+                    self.levels,
+                    mined.template_ids,
+                    mined.shapes,
+                    mined.values,
+                    self.messages,
+                    strict=True,
+                )
             )
         ]
 
     @classmethod
     def of(cls, lines: Iterable[MinedLine]) -> MinedBatch:
+        """Columns for lines mined one by one: each template is its own "shape".
+
+        Its params are its values and every leading param is read as a number,
+        which is how the windows treat a `MinedLine`.
+        """
         rows = list(lines)
+        tids = [ln.template_id for ln in rows]
+        params = [ln.params for ln in rows]
+        width: dict[str, int] = {}
+        for tid, p in zip(tids, params, strict=True):
+            width[tid] = max(width.get(tid, 0), min(len(p), MAX_NUMERIC_POSITIONS))
+        templates: dict[str, str] = {}
+        for ln in rows:
+            templates.setdefault(ln.template_id, ln.template)
+        mined = MinedShapes(
+            shapes=tids,
+            values=params,
+            template_ids=tids,
+            templates=templates,
+            recipes={tid: tuple(("v", k) for k in range(w)) for tid, w in width.items()},
+            plans=dict.fromkeys(tids),
+            new_lines=[i for i, ln in enumerate(rows) if ln.is_new],
+        )
         return cls(
             ts=[ln.ts for ln in rows],
             levels=[ln.level for ln in rows],
-            hits=rows,
             messages=[ln.message for ln in rows],
+            mined=mined,
             flagged=[i for i, ln in enumerate(rows) if ln.flagged],
         )
 
 
-# Parameter text -> its number, or NaN for "not a number"; bounded. Repeated values
-# (status codes, small counts, latencies) are common, and float() raising is slow.
-_NUMBERS: dict[str, float] = {}
-_NUMBERS_CAP = 65_536
 _POSITIONS = tuple(str(i) for i in range(MAX_NUMERIC_POSITIONS))
-
-
-def _number(text: str) -> float | None:
-    # Cheap pre-check: most params are not numbers, and float() raising is slow.
-    if not text or not (text[0].isdigit() or (text[0] in "-." and len(text) > 1)):
-        return None
-    try:
-        value = float(text.rstrip("msMSkKbB%"))
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
 
 
 def window_start(ts: float, length: float) -> float:
@@ -191,26 +211,24 @@ def add_batch(state: dict[str, Any], batch: MinedBatch, length: float, lateness:
 def _aggregate(win: dict[str, Any], batch: MinedBatch, begin: int, end: int) -> None:
     """Count lines [begin, end) of a batch into one window."""
     whole = begin == 0 and end == len(batch.ts)
+    mined = batch.mined
     levels_in = batch.levels if whole else batch.levels[begin:end]
-    hits = batch.hits if whole else batch.hits[begin:end]
+    tids = mined.template_ids if whole else mined.template_ids[begin:end]
     win["lines"] += end - begin
     levels: dict[str, int] = win["levels"]
     for level, n in Counter(levels_in).items():
         levels[level] = levels.get(level, 0) + n
     if batch.flagged:
         win["flagged"] += bisect_left(batch.flagged, end) - bisect_left(batch.flagged, begin)
-    tids = [h.template_id for h in hits]
     templates: dict[str, dict[str, Any]] = win["templates"]
     counts = Counter(tids)
     for tid, n in counts.items():
         acc = templates.get(tid)
         if acc is None:
-            first = tids.index(tid)
-            hit = hits[first]
             acc = templates[tid] = {
-                "t": hit.template,
+                "t": mined.templates[tid],
                 "n": 0,
-                "lv": levels_in[first],
+                "lv": levels_in[tids.index(tid)],
                 "new": False,
                 "ex": [],
                 "num": {},
@@ -227,61 +245,98 @@ def _aggregate(win: dict[str, Any], batch: MinedBatch, begin: int, end: int) -> 
                     j = tids.index(tid, j + 1)
                 except ValueError:
                     break
-    for tid in {h.template_id for h in hits if h.is_new}:
-        templates[tid]["new"] = True
-    _numeric(templates, tids, hits)
+    new_lines = mined.new_lines
+    for i in new_lines[bisect_left(new_lines, begin) : bisect_left(new_lines, end)]:
+        templates[mined.template_ids[i]]["new"] = True
+    if mined.recipes:
+        shapes = mined.shapes if whole else mined.shapes[begin:end]
+        values = mined.values if whole else mined.values[begin:end]
+        _numeric(templates, mined, shapes, values, tids)
+
+
+def _groups(
+    keys: list[int], values: list[tuple[str, ...]]
+) -> Iterator[tuple[int, list[tuple[str, ...]]]]:
+    """Each group key with its lines' values, in line order within the group.
+
+    A stable sort of line numbers by the (small integer) key: C-level work per
+    line, Python work per group.
+    """
+    if len(set(keys)) == 1:
+        yield keys[0], values
+        return
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    ordered = list(map(values.__getitem__, order))
+    begin = 0
+    for key, size in sorted(Counter(keys).items()):
+        yield key, ordered[begin : begin + size]
+        begin += size
+
+
+def _column_numbers(op: NumericOp, rows: list[tuple[str, ...]]) -> list[float]:
+    """The numbers one param position yields over a shape's rows (non-numbers left out)."""
+    kind = op[0]
+    if kind == "n":
+        constant = op[1]
+        return [] if constant is None else [cast(float, constant)] * len(rows)
+    if kind == "v":
+        k = cast(int, op[1])
+        if min(map(len, rows)) > k:
+            texts = list(map(itemgetter(k), rows))
+        else:
+            texts = [row[k] for row in rows if len(row) > k]
+    else:
+        _, pieces, first = cast(tuple[str, tuple[str, ...], int], op)
+        texts = [
+            pieces[0] + "".join(v + p for v, p in zip(row[first:], pieces[1:], strict=False))
+            for row in rows
+        ]
+    return list(filterfalse(isnan, numbers(texts)))
 
 
 def _numeric(
-    templates: dict[str, dict[str, Any]], tids: list[str], hits: Sequence[TemplateHit]
+    templates: dict[str, dict[str, Any]],
+    mined: MinedShapes,
+    shapes: list[str],
+    values: list[tuple[str, ...]],
+    tids: list[str],
 ) -> None:
-    """Fold the numeric parameters (first positions) of each line into its template's stats.
+    """Fold the numeric params (first positions) of each line into its template's stats.
 
-    Lines are grouped by template and their parameters transposed into columns,
-    so that looking up numbers (`_NUMBERS`, a bounded cache of `_number`; NaN
-    marks "not a number") and min/max/sum run per column in C; values are added
-    in line order, as a line-by-line fold would.
+    Shapes of one template whose params read the same way (the same recipe:
+    ``GET /a user=bob`` and ``GET /b user=eve`` under ``GET <*> user=<*>``)
+    form one group, and each param position of a group is one column:
+    converted to numbers in one compiled call (`numbers`), then min/max/sum
+    in C. Within a group values are added in line order; a template whose
+    shapes read differently adds group by group.
     """
-    groups: dict[str, list[tuple[str, ...]]] = {}
-    for tid, hit in zip(tids, hits, strict=True):
-        params = hit.params
-        if params:
-            group = groups.get(tid)
-            if group is None:
-                groups[tid] = [params]
-            else:
-                group.append(params)
+    recipes = mined.recipes
+    group_of: dict[str, int] = {}
+    groups: dict[tuple[str, tuple[NumericOp, ...]], int] = {}
+    for shape, tid in dict(zip(shapes, tids, strict=True)).items():
+        recipe = recipes[shape][:MAX_NUMERIC_POSITIONS]
+        group_of[shape] = groups.setdefault((tid, recipe), len(groups)) if recipe else -1
     if not groups:
         return
-    numbers = _NUMBERS
-    for tid, rows in groups.items():
+    keys = list(map(group_of.__getitem__, shapes))
+    by_key = list(groups)
+    for key, rows in _groups(keys, values):
+        if key < 0:
+            continue  # shapes with no params to read
+        tid, recipe = by_key[key]
         num: dict[str, list[float]] = templates[tid]["num"]
-        width = min(MAX_NUMERIC_POSITIONS, max(map(len, rows)))
-        if min(map(len, rows)) >= width:
-            columns: list[tuple[str, ...]] = list(zip(*rows, strict=False))[:width]
-        else:
-            columns = [tuple(r[pos] for r in rows if len(r) > pos) for pos in range(width)]
-        for pos, column in enumerate(columns):
-            values = list(map(numbers.get, column))
-            if None in values:
-                if len(numbers) >= _NUMBERS_CAP:
-                    numbers.clear()
-                for i, value in enumerate(values):
-                    if value is None:
-                        text = column[i]
-                        number = _number(text)
-                        values[i] = numbers[text] = math.nan if number is None else number
-            found = [v for v in cast(list[float], values) if v == v]  # NaN: not a number
+        for pos, op in enumerate(recipe):
+            found = _column_numbers(op, rows)
             if not found:
                 continue
-            key = _POSITIONS[pos]
-            stats = num.get(key)
+            position = _POSITIONS[pos]
+            stats = num.get(position)
             if stats is None:
-                num[key] = [len(found), min(found), max(found), sum(found[1:], found[0])]
+                num[position] = [len(found), min(found), max(found), sum(found[1:], found[0])]
             else:
                 stats[0] += len(found)
-                stats[1] = min(stats[1], *found)
-                stats[2] = max(stats[2], *found)
+                stats[1] = min(stats[1], min(found))
+                stats[2] = max(stats[2], max(found))
                 stats[3] = sum(found, stats[3])
 
 

@@ -239,7 +239,8 @@ def test_restore_reproduces_ids(max_templates: int) -> None:
             table[state.template_id] = state
 
     restored = TemplateMiner(config)
-    restored.restore(table.values())
+    activity = json.loads(json.dumps(first.activity()))  # persisted with the batch's offsets
+    restored.restore(table.values(), activity)
     rest_ids = [m.template_id for m in restored.add_many(lines[half:])]
     assert first_ids + rest_ids == reference
     # the restored miner resolves old ids the same way as one that saw everything
@@ -260,8 +261,22 @@ def test_export_dirty_only_reports_changes() -> None:
     miner.add("b 1")
     assert {s.template for s in miner.export_dirty()} == {"a <*>", "b <*>"}
     assert miner.export_dirty() == []
-    miner.add("a 2")
-    assert [s.template for s in miner.export_dirty()] == ["a <*>"]
+    seen_again = miner.add("a 2")
+    assert miner.export_dirty() == []  # seen again: activity, not a change
+    assert miner.activity()[seen_again.template_id][0] == 2
+    miner.add("c x1")
+    miner.add("c z2")  # generalises "c x<*>"
+    assert [s.template for s in miner.export_dirty()] == ["c <*>"]
+
+
+def test_restore_takes_counts_and_recency_from_activity() -> None:
+    miner = TemplateMiner()
+    for line in ["a 1", "b 1", "a 2", "a 3"]:
+        miner.add(line)
+    states = miner.export_dirty()
+    restored = TemplateMiner()
+    restored.restore(states, miner.activity())
+    assert restored.templates() == miner.templates()
 
 
 # -------------------------------------------------------------- accuracy

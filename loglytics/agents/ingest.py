@@ -1,7 +1,8 @@
 """The ingest agent: `logs.raw` in, window digests out (through `loglytics.agents.windows`).
 
 It takes events in batches and touches each tenant/source's table rows once
-per batch, so the changelog (and the producer) pay per batch, not per line.
+per batch, so the changelog (and the producer) pay per batch, not per line;
+a template's own row is written only when the template changes shape.
 Replayed messages (offset at or below the one recorded in the state) are
 skipped, which makes a crash-and-restart count every line exactly once.
 """
@@ -54,12 +55,14 @@ class IngestStage:
                 for k, v in template_table.items()
                 if isinstance(k, bytes) and k.startswith(prefix) and v
             ]
+            saved = ingest_state.get(key.encode()) or {}
             pipe = SourcePipeline(
                 tenant,
                 source,
                 max_line_bytes=self.settings.max_line_bytes,
                 future_tolerance=self.settings.future_tolerance_seconds,
                 templates=sorted(states, key=lambda s: s.first_seen),
+                activity=saved.get("activity"),
             )
             self.pipelines[key] = pipe
         return pipe
@@ -118,6 +121,9 @@ class IngestStage:
                 template_table.pop(tkey, None)  # capped out: its key goes too (bounded state)
             else:
                 template_table[tkey] = tpl.to_dict()
+        # Counts and recency of the templates ride in the state row, with the offsets they
+        # match: one changelog record per source and batch, however many templates were seen.
+        state["activity"] = pipe.miner.activity()
         ingest_state[bkey] = state
 
     async def close_idle(self) -> None:

@@ -33,13 +33,15 @@ Design, and why:
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
 from operator import eq
 
+from loglytics.speedups import mask_many, number
+
 from .masking import DATE_WORDS, MARK, Masker
-from .model import Match, MinerConfig, TemplateState
-from .params import Plan, apply_plan, make_plan
+from .model import Match, MinedShapes, MinerConfig, TemplateState
+from .params import NumericOp, Plan, apply_plan, make_plan, numeric_recipe
 
 __all__ = ["TemplateMiner"]
 
@@ -75,7 +77,6 @@ class _Template:
 
     __slots__ = (
         "count",
-        "exported",
         "first_seen",
         "last_seen",
         "leaf",
@@ -97,7 +98,6 @@ class _Template:
         self.leaf = leaf
         self.serial = serial
         self.count = 0
-        self.exported = -1  # count at the last export; -1 forces the next one
         self.first_seen = first_seen
         self.last_seen = first_seen
         self.seq = 0
@@ -147,8 +147,14 @@ def _trim(cache: dict[str, object], cap: int) -> None:
         del cache[next(iter(cache))]
 
 
+# Leading params per template whose numeric recipe a shape-cache entry carries
+# (the windows keep statistics of this many).
+NUMERIC_PARAMS = 4
+# Re-resolution rounds in `mine_columns` when a miss changed leaves already consulted.
+_RESOLVE_ROUNDS = 3
+
 # Cache values: (template, its leaf, that leaf's version when cached, extra).
-_ShapeEntry = tuple[_Template, _Leaf, int, Plan]
+_ShapeEntry = tuple[_Template, _Leaf, int, Plan, tuple[NumericOp, ...]]
 _LineEntry = tuple[_Template, _Leaf, int, Match]
 
 
@@ -167,6 +173,7 @@ class TemplateMiner:
         self._lines: dict[str, _LineEntry] = {}
         self._aliases: dict[str, str] = {}
         self._tombstones: dict[str, TemplateState] = {}
+        self._changed: dict[str, _Template] = {}  # created or generalised since the last export
         self._serial = 0
         self._seq = 0
 
@@ -213,7 +220,7 @@ class TemplateMiner:
                 if entry is None or entry[1].version != entry[2]:
                     self._seq = seq
                     entry, is_new = self._miss(shape, ts)
-                tmpl, leaf, version, plan = entry
+                tmpl, leaf, version, plan, _ = entry
                 if plan is None:
                     params = values
                 elif plan.__class__ is str:
@@ -244,8 +251,76 @@ class TemplateMiner:
         shapes = self._shapes
         if len(shapes) >= self.config.max_shape_cache:
             _trim(shapes, self.config.max_shape_cache)  # type: ignore[arg-type]
-        entry = shapes[shape] = (tmpl, tmpl.leaf, tmpl.leaf.version, make_plan(tokens, tmpl.tokens))
+        entry = shapes[shape] = (
+            tmpl,
+            tmpl.leaf,
+            tmpl.leaf.version,
+            make_plan(tokens, tmpl.tokens),
+            numeric_recipe(tokens, tmpl.tokens, NUMERIC_PARAMS, number),
+        )
         return entry, is_new
+
+    def mine_columns(self, messages: Sequence[str], ts: float = 0.0) -> MinedShapes:
+        """Mine a batch shape by shape: the ingest hot path.
+
+        Masking runs over the whole batch in one compiled loop; the tree is
+        consulted once per distinct shape, in order of first appearance, and
+        every line of a shape gets the template that shape resolves to once
+        the whole batch has been learnt. Counts, last-seen times and the
+        eviction order end as :meth:`add_many` leaves them; what differs is
+        within the batch: where a line of the batch generalises or merges the
+        template of an earlier shape, the earlier lines follow the result
+        (line by line they would keep the id they had when mined).
+        """
+        shapes, values = mask_many(list(messages))
+        shapes_get = self._shapes.get
+        entries: dict[str, _ShapeEntry] = {}
+        created: set[str] = set()
+        for shape in dict.fromkeys(shapes):
+            entry = shapes_get(shape)
+            if entry is None or entry[1].version != entry[2]:
+                entry, is_new = self._miss(shape, ts)
+                if is_new:
+                    created.add(entry[0].tid)
+            entries[shape] = entry
+        for _ in range(_RESOLVE_ROUNDS):
+            stale = [shape for shape, e in entries.items() if e[1].version != e[2]]
+            if not stale:
+                break
+            for shape in stale:
+                entries[shape], is_new = self._miss(shape, ts)
+                if is_new:
+                    created.add(entries[shape][0].tid)
+        self._count(shapes, entries, ts)
+        tid_of = {shape: e[0].tid for shape, e in entries.items()}
+        template_ids = list(map(tid_of.__getitem__, shapes))
+        return MinedShapes(
+            shapes=shapes,
+            values=values,
+            template_ids=template_ids,
+            templates={e[0].tid: e[0].text for e in entries.values()},
+            recipes={shape: e[4] for shape, e in entries.items()},
+            plans={shape: e[3] for shape, e in entries.items()},
+            new_lines=sorted(template_ids.index(tid) for tid in created & set(tid_of.values())),
+        )
+
+    def _count(self, shapes: list[str], entries: dict[str, _ShapeEntry], ts: float) -> None:
+        """Counts, sequence numbers and LRU order as if the lines were mined one by one."""
+        seq = self._seq
+        last_line = dict(zip(shapes, range(len(shapes)), strict=True))  # last line of each shape
+        counts = Counter(shapes)
+        last_of: dict[_Template, int] = {}
+        for shape, entry in entries.items():
+            tmpl = entry[0]
+            tmpl.count += counts[shape]
+            tmpl.last_seen = ts
+            last_of[tmpl] = max(last_of.get(tmpl, -1), last_line[shape])
+        touch = self._lru.move_to_end
+        for tmpl, line in sorted(last_of.items(), key=lambda item: item[1]):
+            tmpl.seq = seq + line + 1
+            if tmpl.tid in self._lru:
+                touch(tmpl.tid)
+        self._seq = seq + len(shapes)
 
     def match(self, message: str) -> Match | None:
         """Classify a line against the current templates without learning."""
@@ -284,28 +359,40 @@ class TemplateMiner:
         return [t.state() for t in self._lru.values()]
 
     def export_dirty(self) -> list[TemplateState]:
-        """Templates created, changed, merged or evicted since the last call.
+        """Templates created, generalised, merged or evicted since the last call.
 
         Live templates come first, then tombstones: keep ``merged_into``
         ones (they carry the alias a restart needs), delete ``evicted`` keys.
+        Merely seeing a template again is not a change: its count, last-seen
+        time and eviction order are :meth:`activity`, which is small enough to
+        persist with every batch (a record per template seen would make the
+        changelog pay per template and batch, not per change).
         """
-        # Scanning the (capped) live set here is cheaper than flagging a
-        # template on every mined line.
-        out = []
-        for tmpl in self._lru.values():
-            if tmpl.count != tmpl.exported:
-                out.append(tmpl.state())
-                tmpl.exported = tmpl.count
+        out = [tmpl.state() for tmpl in self._changed.values()]
+        self._changed.clear()
         out.extend(self._tombstones.values())
         self._tombstones.clear()
         return out
 
-    def restore(self, states: Iterable[TemplateState]) -> None:
-        """Load persisted states (upsert), rebuilding tree and LRU order.
+    def activity(self) -> dict[str, list[float]]:
+        """``template_id -> [count, last_seen, seq]`` of every live template.
+
+        What :meth:`export_dirty` leaves out; :meth:`restore` takes it back, so
+        exported states plus the latest activity restore the same miner.
+        """
+        return {t.tid: [t.count, t.last_seen, t.seq] for t in self._lru.values()}
+
+    def restore(
+        self,
+        states: Iterable[TemplateState],
+        activity: Mapping[str, Sequence[float]] | None = None,
+    ) -> None:
+        """Load persisted states (upsert) and activity, rebuilding tree and LRU order.
 
         Leaf order follows ``serial`` and eviction order follows ``seq``, so
-        a miner restored from everything another miner exported makes the
-        same decisions as that miner from then on.
+        a miner restored from everything another miner exported, plus its
+        :meth:`activity` at that point, makes the same decisions as that
+        miner from then on. Activity overrides the counts in the states.
         """
         templates = {t.tid: t for t in self._lru.values()}
         for state in states:
@@ -325,12 +412,17 @@ class TemplateMiner:
                 tmpl.last_seen = state.last_seen
                 tmpl.seq = state.seq
                 templates[tmpl.tid] = tmpl
+        for tid, (count, last_seen, seq) in (activity or {}).items():
+            restored = templates.get(tid)
+            if restored is not None:
+                restored.count, restored.last_seen, restored.seq = int(count), last_seen, int(seq)
         for old in self._leaves.values():
             old.version += 1  # stale cache entries must not match any more
         self._leaves.clear()
         self._shapes.clear()
         self._lines.clear()
         self._lru.clear()
+        self._changed.clear()
         for tmpl in sorted(templates.values(), key=lambda t: t.serial):
             leaf = self._leaves.get(tmpl.leaf.key)
             if leaf is None:
@@ -441,7 +533,7 @@ class TemplateMiner:
         tmpl.text = " ".join(general)
         tmpl.wildcards = _wildcards(general)
         tmpl.leaf.version += 1
-        tmpl.exported = -1
+        self._changed[tmpl.tid] = tmpl
         if absorb:
             self._absorb(tmpl)
 
@@ -461,7 +553,7 @@ class TemplateMiner:
                 del self._aliases[next(iter(self._aliases))]
             self._aliases[other.tid] = survivor.tid
             self._tombstone(other.state(merged_into=survivor.tid))
-            survivor.exported = -1
+            self._changed[survivor.tid] = survivor
 
     def _create(self, tokens: tuple[str, ...], leaf: _Leaf, ts: float) -> _Template:
         salt = 0
@@ -476,6 +568,7 @@ class TemplateMiner:
         leaf.templates.append(tmpl)
         leaf.version += 1
         self._lru[tid] = tmpl
+        self._changed[tid] = tmpl
         while len(self._lru) > self.config.max_templates:
             self._evict()
         return tmpl
@@ -490,6 +583,7 @@ class TemplateMiner:
         self._tombstone(tmpl.state(evicted=True))
 
     def _tombstone(self, state: TemplateState) -> None:
+        self._changed.pop(state.template_id, None)
         tombs = self._tombstones
         tombs.pop(state.template_id, None)
         if len(tombs) >= self.config.max_tombstones:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Match", "MinerConfig", "TemplateState"]
+from .params import NumericOp, Plan
+
+__all__ = ["Match", "MinedShapes", "MinerConfig", "TemplateState"]
 
 
 @dataclass(frozen=True)
@@ -126,3 +128,26 @@ class TemplateState:
             merged_into=None if merged is None else str(merged),
             evicted=bool(data.get("evicted", False)),
         )
+
+
+@dataclass(slots=True)
+class MinedShapes:
+    """A batch mined as columns (see :meth:`TemplateMiner.mine_columns`).
+
+    Per line: its masked shape, its masked values and its template id; per
+    distinct shape: how its leading params become numbers. Lines of one shape
+    share everything but their values, so consumers group by shape and work
+    down columns instead of building an object per line.
+    """
+
+    shapes: list[str]
+    values: list[tuple[str, ...]]
+    template_ids: list[str]
+    templates: dict[str, str]
+    """Template id -> its text, for the ids in ``template_ids``."""
+    recipes: dict[str, tuple[NumericOp, ...]]
+    """Shape -> the numeric recipe of its leading params (see ``numeric_recipe``)."""
+    plans: dict[str, Plan]
+    """Shape -> how its values become the template's params (see ``make_plan``)."""
+    new_lines: list[int]
+    """Sorted indices of the lines that created a template (its first line in the batch)."""

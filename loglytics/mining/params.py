@@ -9,9 +9,11 @@ applying it per line is a single C-level format-and-split.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .masking import MARK
 
-__all__ = ["Plan", "apply_plan", "make_plan"]
+__all__ = ["NumericOp", "Plan", "apply_plan", "make_plan", "numeric_recipe"]
 
 _SEP = "\x00"
 _FIELD = "{}"
@@ -21,6 +23,11 @@ _FIELD = "{}"
 _Op = int | str | tuple[tuple[str, ...], int]
 Plan = str | tuple[_Op, ...] | None
 """``None``: values are the params; ``str``: a format recipe; ``tuple``: ops."""
+
+NumericOp = tuple[str, int] | tuple[str, float | None] | tuple[str, tuple[str, ...], int]
+"""How one param becomes a number: ``("v", k)`` the k-th masked value, ``("n", x)``
+a constant (``None``: never a number), ``("x", pieces, k)`` a partly masked token
+rebuilt from ``pieces`` around values k, k+1, ..."""
 
 
 def _escape(text: str) -> str:
@@ -84,3 +91,38 @@ def apply_plan(plan: Plan, values: tuple[str, ...]) -> tuple[str, ...]:
                 text += values[first + i] + piece
             out.append(text)
     return tuple(out)
+
+
+def numeric_recipe(
+    shape: tuple[str, ...],
+    template: tuple[str, ...],
+    limit: int,
+    number: Callable[[str], float | None],
+) -> tuple[NumericOp, ...]:
+    """How the first ``limit`` params of a (shape, template) pair turn into numbers.
+
+    The windows keep numeric statistics of a template's leading params. Params
+    follow :func:`make_plan`; this says, per param, whether it is a masked value
+    (converted down a whole column at once), a constant (one conversion per
+    shape), or a token rebuilt from pieces (per line, and only when its text
+    could start like a number).
+    """
+    ops: list[NumericOp] = []
+    k = 0
+    for got, want in zip(shape, template, strict=True):
+        if len(ops) >= limit:
+            break
+        marks = got.count(MARK)
+        if got == want:
+            ops.extend(("v", k + j) for j in range(marks))
+        elif not marks:
+            ops.append(("n", number(got)))
+        else:
+            pieces = tuple(got.split(MARK))
+            head = pieces[0][:1]
+            if head and not (head.isdigit() or head in "-."):
+                ops.append(("n", None))  # starts with a letter: never a number
+            else:
+                ops.append(("x", pieces, k))
+        k += marks
+    return tuple(ops[:limit])
