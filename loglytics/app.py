@@ -42,8 +42,9 @@ def create_app(settings: Settings) -> faust.App:
         broker_commit_interval=1.0,
         consumer_auto_offset_reset="earliest",
         # Back pressure in messages, not bytes: a LogBatch holds hundreds of lines, so a
-        # deep buffer lets a worker that is behind hold most of the topic in memory.
-        stream_buffer_maxsize=512,
+        # deep buffer lets a worker that is behind hold most of the topic in memory. Two
+        # ingest batches' worth (BATCH_EVENTS), so the next batch is ready when one ends.
+        stream_buffer_maxsize=1024,
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,

@@ -411,6 +411,36 @@ def test_add_batch_matches_the_line_by_line_definition(
     assert sum(w["lines"] for w in fast["windows"].values()) <= sum(len(b) for b in batches)
 
 
+NARROW_LINES = st.lists(
+    st.builds(
+        _line,
+        ts=st.sampled_from([T0 - 70, T0 - 1, T0, T0 + 0.5, T0 + 30, T0 + 59.999, T0 + 61]),
+        tid=st.sampled_from(["a", "b"]),
+        params=st.lists(PARAM, max_size=3).map(tuple),
+        new=st.booleans(),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches=st.lists(NARROW_LINES, max_size=5), close_after=st.integers(0, 4))
+def test_single_window_batches_match_the_line_by_line_definition(
+    batches: list[list[MinedLine]], close_after: int
+) -> None:
+    """Batches inside one window take a shortcut in `add_batch`; it must decide the same."""
+    fast, slow = new_source_state(), new_source_state()
+    for i, lines in enumerate(batches):
+        assert add_batch(fast, MinedBatch.of(lines), 60.0, 10.0) == _reference_add_lines(
+            slow, lines, 60.0, 10.0
+        )
+        assert _normalised(fast["windows"]) == _normalised(slow["windows"])
+        assert fast["max_ts"] == slow["max_ts"]
+        if i == close_after:
+            assert closable(fast, 10.0, idle=True) == closable(slow, 10.0, idle=True)
+
+
 # ------------------------------------------------------------------------ fuzz
 
 JSON = st.recursive(

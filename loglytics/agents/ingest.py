@@ -29,9 +29,10 @@ from loglytics.windowing import add_batch, closable, new_source_state, to_digest
 
 log = logging.getLogger(__name__)
 
-# Messages per batch: enough to amortise the per-source state write, few enough that a
+# Messages per batch: enough to amortise the per-source state write (a changelog record
+# each, which the embedded broker takes one round trip at a time), few enough that a
 # batch of large LogBatches (a few hundred lines each) stays small in memory.
-BATCH_EVENTS = 256
+BATCH_EVENTS = 512
 BATCH_WITHIN = 0.25
 
 

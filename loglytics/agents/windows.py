@@ -11,7 +11,9 @@ from __future__ import annotations
 from loglytics.agents.ingest import stage
 from loglytics.app import app
 
-TIMER_INTERVAL = 1.0
+# The timer ticks at a quarter of the idle threshold (at most once a second), so a
+# quiet source's windows close within 1.25 idle periods rather than up to two.
+TIMER_INTERVAL = min(1.0, stage.settings.window_idle_close_seconds / 4)
 
 
 @app.timer(interval=TIMER_INTERVAL)  # type: ignore[untyped-decorator]
