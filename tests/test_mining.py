@@ -189,9 +189,7 @@ def test_mine_lines_reports_survivor_for_early_lines() -> None:
 
 
 def test_eviction_caps_templates_and_caches() -> None:
-    config = MinerConfig(
-        max_templates=10, max_shape_cache=20, max_line_cache=20, max_aliases=5, max_tombstones=7
-    )
+    config = MinerConfig(max_templates=10, max_shape_cache=20, max_aliases=5, max_tombstones=7)
     miner = TemplateMiner(config)
     keep = miner.add("hot template 1").template_id
     for i in range(500):
@@ -201,7 +199,6 @@ def test_eviction_caps_templates_and_caches() -> None:
     assert miner.template(keep) is not None
     # internal caches are bounded too (memory stays flat on endless variety)
     assert len(miner._shapes) <= 20
-    assert len(miner._lines) <= 20
     assert len(miner._tombstones) <= 7
     assert len(miner._aliases) <= 5
     evicted = [s for s in miner.export_dirty() if s.evicted]

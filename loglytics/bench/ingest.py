@@ -132,10 +132,11 @@ def hot_path(opts: argparse.Namespace) -> dict[str, Any]:
     """The worker's per-message work in this process, without Kafka or Faust.
 
     decode_message -> SourcePipeline.process_batch -> windowing.add_batch ->
-    closable -> export_dirty, per LogBatch, exactly as the ingest agent does
-    (minus the table writes). Prints throughput and this process's peak RSS at
-    checkpoints: the ingest state is bounded, and what grows is the miners'
-    caches, up to their caps (`MinerConfig.max_line_cache` per source).
+    closable -> export_dirty + activity, per LogBatch, exactly as the ingest
+    agent does (minus the table writes). Prints throughput and this process's
+    peak RSS at checkpoints: the ingest state is bounded, and what grows is the
+    miners' shape caches, up to their caps (`MinerConfig.max_shape_cache` per
+    source).
     """
     from loglytics.ingestion import Decoded, SourcePipeline, decode_message
     from loglytics.windowing import add_batch, closable, new_source_state
@@ -161,6 +162,7 @@ def hot_path(opts: argparse.Namespace) -> dict[str, Any]:
         add_batch(state, pipe.process_batch(decoded, time.time()), 60.0, 10.0)
         closable(state, settings.allowed_lateness_seconds, idle=False)
         pipe.miner.export_dirty()
+        pipe.miner.activity()
         busy += time.perf_counter() - began
         lines += len(chunk)
         if lines >= next_mark:

@@ -2,7 +2,8 @@
 
 For each LogHub system the same ``Content`` lines are mined by a fresh
 loglytics :class:`~loglytics.mining.TemplateMiner` (default config,
-``add_many``) and a fresh ``drain3.TemplateMiner()`` (default config,
+``mine_columns`` in batches of 4096 lines, as ``loglytics mine`` and ingest
+mine) and a fresh ``drain3.TemplateMiner()`` (default config,
 ``add_log_message`` per line), in the same process, alternating between the
 two so machine noise hits both alike.  Each is timed ``--repeat`` times and
 the best run is kept.  GA uses the final grouping of every line (merged ids
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from loglytics.mining import TemplateMiner
+from loglytics.mining.cli import BATCH_LINES, batched
 from loglytics.mining.evaluation import SYSTEMS, grouping_accuracy, load_system, loghub_dir
 
 __all__ = ["run"]
@@ -44,10 +46,12 @@ def _new_drain3() -> Any:
 
 def _ours(lines: Sequence[str]) -> tuple[Callable[[], list[str]], float]:
     miner = TemplateMiner()
+    ids: list[str] = []
     start = time.perf_counter()
-    matches = miner.add_many(lines)
+    for batch in batched(lines, BATCH_LINES):
+        ids += miner.mine_columns(batch).template_ids
     elapsed = time.perf_counter() - start
-    return (lambda: [miner.resolve(m.template_id) for m in matches]), elapsed
+    return (lambda: [miner.resolve(i) for i in ids]), elapsed
 
 
 def _ours_per_line(lines: Sequence[str]) -> tuple[Callable[[], list[str]], float]:

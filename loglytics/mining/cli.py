@@ -3,46 +3,51 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TextIO
 
 from .miner import TemplateMiner
 from .model import MinerConfig
 
-__all__ = ["mine_lines", "write_mine_csv"]
+__all__ = ["BATCH_LINES", "batched", "mine_lines", "write_mine_csv"]
 
-_BATCH = 4096
+BATCH_LINES = 4096
 
 
 def mine_lines(lines: Iterable[str], config: MinerConfig | None = None) -> list[tuple[str, str]]:
     """``(template_id, template)`` for every line, judged after all lines.
 
-    Templates keep evolving while the stream is read, so the answer for an
-    early line is taken at the end: merged ids are resolved to the survivor
-    and the survivor's final text is reported.  A template evicted by the
-    size cap keeps the id and text it had when its line was mined.
+    Lines are mined in batches with :meth:`TemplateMiner.mine_columns`, the
+    path ingest takes. Templates keep evolving while the stream is read, so
+    the answer for an early line is taken at the end: merged ids are resolved
+    to the survivor and the survivor's final text is reported.  A template
+    evicted by the size cap keeps the id and text it had in its batch.
     """
     miner = TemplateMiner(config)
-    matches = []
+    ids: list[str] = []
+    texts: dict[str, str] = {}
+    for batch in batched(lines, BATCH_LINES):
+        mined = miner.mine_columns(batch)
+        ids.extend(mined.template_ids)
+        texts.update(mined.templates)
+    final: dict[str, tuple[str, str]] = {}
+    for tid in dict.fromkeys(ids):
+        survivor = miner.resolve(tid)
+        state = miner.template(survivor)
+        final[tid] = (survivor, texts[tid] if state is None else state.template)
+    return list(map(final.__getitem__, ids))
+
+
+def batched(lines: Iterable[str], size: int) -> Iterator[list[str]]:
+    """Consecutive lists of ``size`` lines (the last may be shorter)."""
     batch: list[str] = []
     for line in lines:
         batch.append(line)
-        if len(batch) >= _BATCH:
-            matches.extend(miner.add_many(batch))
+        if len(batch) >= size:
+            yield batch
             batch = []
     if batch:
-        matches.extend(miner.add_many(batch))
-    final: dict[str, tuple[str, str]] = {}
-    out: list[tuple[str, str]] = []
-    for match in matches:
-        result = final.get(match.template_id)
-        if result is None:
-            tid = miner.resolve(match.template_id)
-            state = miner.template(tid)
-            result = (tid, match.template if state is None else state.template)
-            final[match.template_id] = result
-        out.append(result)
-    return out
+        yield batch
 
 
 def write_mine_csv(lines: Iterable[str], out: TextIO) -> None:

@@ -2,10 +2,10 @@
 
 Design, and why:
 
-* **Mask first** (:mod:`.masking`): one C-level regex split per line turns
-  numbers, ids, addresses and durations into ``<*>`` and yields their values.
-* **Two transparent caches** sit in front of the tree.  An exact-line cache
-  serves repeated lines without even masking; a shape cache maps a masked
+* **Mask first** (:mod:`.masking`, compiled in :mod:`loglytics.speedups`):
+  one C loop per batch turns numbers, ids, addresses and durations into
+  ``<*>`` and yields their values.
+* **A transparent shape cache** sits in front of the tree: it maps a masked
   shape to its template so a repeated shape costs one dict lookup.  Each
   entry remembers the *version* of the tree leaf it was computed from, and a
   leaf's version changes whenever a template in it is created, generalised,
@@ -24,7 +24,7 @@ Design, and why:
   events.  Once more than ``word_values`` sibling templates differ only in
   that position it is evidently a parameter (user or host names) and the
   siblings are merged; merged ids become aliases of the oldest sibling.
-* **Bounded**: templates (LRU by last seen), both caches, aliases and
+* **Bounded**: templates (LRU by last seen), the shape cache, aliases and
   pending tombstones all have caps from :class:`MinerConfig`.
 * **Stable ids**: first 16 hex digits of BLAKE2b over the masked first
   message, assigned once; deterministic for a replay of the same stream.
@@ -39,7 +39,7 @@ from operator import eq
 
 from loglytics.speedups import mask_many, number
 
-from .masking import DATE_WORDS, MARK, Masker
+from .masking import DATE_WORDS, MARK
 from .model import Match, MinedShapes, MinerConfig, TemplateState
 from .params import NumericOp, Plan, apply_plan, make_plan, numeric_recipe
 
@@ -155,7 +155,6 @@ _RESOLVE_ROUNDS = 3
 
 # Cache values: (template, its leaf, that leaf's version when cached, extra).
 _ShapeEntry = tuple[_Template, _Leaf, int, Plan, tuple[NumericOp, ...]]
-_LineEntry = tuple[_Template, _Leaf, int, Match]
 
 
 class TemplateMiner:
@@ -166,11 +165,9 @@ class TemplateMiner:
 
     def __init__(self, config: MinerConfig | None = None) -> None:
         self.config = config or MinerConfig()
-        self._masker = Masker()
         self._leaves: dict[tuple[str, ...], _Leaf] = {}
         self._lru: OrderedDict[str, _Template] = OrderedDict()
         self._shapes: dict[str, _ShapeEntry] = {}
-        self._lines: dict[str, _LineEntry] = {}
         self._aliases: dict[str, str] = {}
         self._tombstones: dict[str, TemplateState] = {}
         self._changed: dict[str, _Template] = {}  # created or generalised since the last export
@@ -189,53 +186,34 @@ class TemplateMiner:
     def add_many(self, messages: Sequence[str], ts: float = 0.0) -> list[Match]:
         """Mine a batch of lines in order, learning from each.
 
-        This is the hot path: lookups are hoisted into locals and cache hits
-        never leave this loop.
+        This is the hot path of ``loglytics mine``: the batch is masked in one
+        compiled call, lookups are hoisted into locals, and a line whose shape
+        is cached never leaves this loop.
         """
-        lines = self._lines
-        lines_get = lines.get
         shapes_get = self._shapes.get
-        split = self._masker.split
         touch = self._lru.move_to_end
-        line_cap = self.config.max_line_cache
         seq = self._seq
         out: list[Match] = []
         append = out.append
-        for message in messages:
-            hit = lines_get(message)
-            if hit is not None and hit[1].version == hit[2]:
-                tmpl = hit[0]
-                append(hit[3])
+        shapes, masked = mask_many(list(messages))
+        for shape, values in zip(shapes, masked, strict=True):
+            entry = shapes_get(shape)
+            is_new = False
+            if entry is None or entry[1].version != entry[2]:
+                self._seq = seq
+                entry, is_new = self._miss(shape, ts)
+            tmpl, _, _, plan, _ = entry
+            if plan is None:
+                params = values
+            elif plan.__class__ is str:
+                params = tuple(plan.format(*values).split("\x00"))
             else:
-                if MARK in message:
-                    shape, values = self._masker.mask(message)
-                else:
-                    parts = split(message)
-                    if len(parts) == 1:
-                        shape, values = message, ()
-                    else:
-                        shape, values = MARK.join(parts[0::2]), tuple(parts[1::2])
-                entry = shapes_get(shape)
-                is_new = False
-                if entry is None or entry[1].version != entry[2]:
-                    self._seq = seq
-                    entry, is_new = self._miss(shape, ts)
-                tmpl, leaf, version, plan, _ = entry
-                if plan is None:
-                    params = values
-                elif plan.__class__ is str:
-                    params = tuple(plan.format(*values).split("\x00"))
-                else:
-                    params = apply_plan(plan, values)
-                match = _new(Match)
-                match.__dict__.update(
-                    template_id=tmpl.tid, template=tmpl.text, is_new=is_new, params=params
-                )
-                append(match)
-                if not is_new:
-                    if len(lines) >= line_cap:
-                        _trim(lines, line_cap)  # type: ignore[arg-type]
-                    lines[message] = (tmpl, leaf, version, match)
+                params = apply_plan(plan, values)
+            match = _new(Match)
+            match.__dict__.update(
+                template_id=tmpl.tid, template=tmpl.text, is_new=is_new, params=params
+            )
+            append(match)
             seq += 1
             tmpl.seq = seq
             tmpl.count += 1
@@ -324,7 +302,7 @@ class TemplateMiner:
 
     def match(self, message: str) -> Match | None:
         """Classify a line against the current templates without learning."""
-        shape, values = self._masker.mask(message)
+        (shape,), (values,) = mask_many([message])
         tokens = tuple(shape.split())
         entry = self._shapes.get(shape)
         if entry is not None and entry[1].version == entry[2]:
@@ -420,7 +398,6 @@ class TemplateMiner:
             old.version += 1  # stale cache entries must not match any more
         self._leaves.clear()
         self._shapes.clear()
-        self._lines.clear()
         self._lru.clear()
         self._changed.clear()
         for tmpl in sorted(templates.values(), key=lambda t: t.serial):

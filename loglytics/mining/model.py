@@ -28,8 +28,6 @@ class MinerConfig:
     """Distinct words a position may show before it is treated as a parameter."""
     max_shape_cache: int = 50_000
     """Masked shapes remembered so a repeated shape costs one dict lookup."""
-    max_line_cache: int = 50_000
-    """Exact raw lines remembered so a repeated line skips masking too."""
     max_aliases: int = 100_000
     """Redirects kept from merged template ids to their survivors."""
     max_tombstones: int = 10_000
@@ -41,7 +39,6 @@ class MinerConfig:
         for name in (
             "max_templates",
             "max_shape_cache",
-            "max_line_cache",
             "max_aliases",
             "max_tombstones",
         ):
