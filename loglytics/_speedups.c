@@ -182,6 +182,22 @@ private_copy(PyObject *list, const char *func)
     return PyList_GetSlice(list, 0, PyList_GET_SIZE(list));
 }
 
+/* 0 when `item` is a ready str; -1 with a TypeError naming `func` otherwise. */
+static int
+check_str(PyObject *item, const char *func)
+{
+    if (!PyUnicode_Check(item)) {
+        PyErr_Format(PyExc_TypeError, "%s() expects str items, not %.100s", func,
+                     Py_TYPE(item)->tp_name);
+        return -1;
+    }
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_READY(item) < 0)
+        return -1;
+#endif
+    return 0;
+}
+
 static PyObject *
 mask_many(PyObject *module, PyObject *messages)
 {
@@ -202,15 +218,8 @@ mask_many(PyObject *module, PyObject *messages)
         PyObject *message = PyList_GET_ITEM(items, m), *shape, *values;
         Py_ssize_t value_chars;
         int kind;
-        if (!PyUnicode_Check(message)) {
-            PyErr_Format(PyExc_TypeError, "mask_many() expects str items, not %.100s",
-                         Py_TYPE(message)->tp_name);
+        if (check_str(message, "mask_many") < 0)
             goto done;
-        }
-#if PY_VERSION_HEX < 0x030C0000
-        if (PyUnicode_READY(message) < 0)
-            goto done;
-#endif
         kind = PyUnicode_KIND(message);
         switch (kind) {
         case PyUnicode_1BYTE_KIND:
@@ -317,15 +326,8 @@ numbers(PyObject *module, PyObject *texts)
         goto error;
     for (t = 0; t < count; t++) {
         PyObject *text = PyList_GET_ITEM(items, t), *value;
-        if (!PyUnicode_Check(text)) {
-            PyErr_Format(PyExc_TypeError, "numbers() expects str items, not %.100s",
-                         Py_TYPE(text)->tp_name);
+        if (check_str(text, "numbers") < 0)
             goto error;
-        }
-#if PY_VERSION_HEX < 0x030C0000
-        if (PyUnicode_READY(text) < 0)
-            goto error;
-#endif
         value = number_one(text, nan);
         if (value == NULL)
             goto error;
