@@ -1,11 +1,10 @@
 """Generic variable masking for log messages.
 
-Masking runs on every incoming line, so it is built around a single
-precompiled regular expression used with :meth:`re.Pattern.split`: one pass in
-C yields both the constant text and the variable values.  The expression only
-starts matching at a digit, which lets the regex engine skip quickly over the
-(mostly alphabetic) constant text; that keeps masking well under the cost of
-the rest of the mining step.
+This module is the definition: a single regular expression used with
+:meth:`re.Pattern.split`, one pass yielding both the constant text and the
+variable values.  Masking runs on every incoming line, so the miner calls the
+compiled scan in :mod:`loglytics.speedups` (one C loop per batch, about four
+times faster), which the tests hold to exactly this definition.
 
 What it masks is deliberately generic: any run that starts with an ASCII
 digit and continues over ASCII letters, digits, ``_``, ``.``, ``:`` and ``-``.  That covers
