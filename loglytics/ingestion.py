@@ -168,9 +168,8 @@ class SourcePipeline:
         Parses line by line and mines with ``add_many``; tests hold the columnar
         path to it, and tools that want objects use it.
         """
-        columns, flagged = self._parse(decoded, arrival_ts, bulk=False)
+        columns, stamps, flagged = self._parse(decoded, arrival_ts, bulk=False)
         hits = self.miner.add_many(columns.messages, arrival_ts)
-        stamps = cast(list[float], columns.timestamps)
         lines = [
             MinedLine(t, lv, h.template_id, h.template, h.is_new, h.params, msg, i in flagged)
             for i, (t, lv, h, msg) in enumerate(
@@ -181,9 +180,9 @@ class SourcePipeline:
 
     def process_batch(self, decoded: Decoded, arrival_ts: float) -> MinedBatch:
         """Parse and mine a message's lines into columns (the hot path; see `MinedBatch`)."""
-        columns, flagged = self._parse(decoded, arrival_ts, bulk=True)
+        columns, stamps, flagged = self._parse(decoded, arrival_ts, bulk=True)
         return MinedBatch(
-            ts=cast(list[float], columns.timestamps),
+            ts=stamps,
             levels=columns.levels,
             messages=columns.messages,
             mined=self.miner.mine_columns(columns.messages, arrival_ts),
@@ -192,8 +191,8 @@ class SourcePipeline:
 
     def _parse(
         self, decoded: Decoded, arrival_ts: float, *, bulk: bool
-    ) -> tuple[ParsedColumns, set[int]]:
-        """A message's lines and events as columns, event times settled, and the flagged lines.
+    ) -> tuple[ParsedColumns, list[float], set[int]]:
+        """A message's lines and events as columns, their settled event times, the flagged lines.
 
         The checks that rarely fire (over-long lines, replacement characters,
         implausible timestamps) are first made once for the whole message with
@@ -220,12 +219,10 @@ class SourcePipeline:
             columns.timestamps.extend(e.timestamp for e in events)
             columns.levels.extend(normalise_level(e.level or "") for e in events)
             columns.messages.extend(e.message for e in events)
-        columns.timestamps = cast(
-            list[float | None], self._stamps(columns.timestamps, arrival_ts, flagged)
-        )
+        stamps = self._stamps(columns.timestamps, arrival_ts, flagged)
         if "\ufffd" in "".join(columns.messages):
             flagged.update(i for i, msg in enumerate(columns.messages) if "\ufffd" in msg)
-        return columns, flagged
+        return columns, stamps, flagged
 
     def _stamps(
         self, stamps: list[float | None], arrival_ts: float, flagged: set[int]
