@@ -343,10 +343,106 @@ error:
     return NULL;
 }
 
+/* loglytics.speedups.fold: see its Python definition there. */
+static PyObject *
+fold(PyObject *module, PyObject *args)
+{
+    PyObject *rows, *stats, *items = NULL, *nan = NULL, *result = NULL;
+    Py_ssize_t k, count, r;
+    long long found = 0, prior = 0;
+    double low = 0.0, high = 0.0, total = 0.0;
+
+    if (!PyArg_ParseTuple(args, "OnO:fold", &rows, &k, &stats))
+        return NULL;
+    if (stats != Py_None && !(PyList_Check(stats) && PyList_GET_SIZE(stats) == 4)) {
+        PyErr_SetString(PyExc_TypeError, "fold() expects stats None or [count, min, max, sum]");
+        return NULL;
+    }
+    if (stats != Py_None) {
+        prior = PyLong_AsLongLong(PyList_GET_ITEM(stats, 0));
+        low = PyFloat_AsDouble(PyList_GET_ITEM(stats, 1));
+        high = PyFloat_AsDouble(PyList_GET_ITEM(stats, 2));
+        total = PyFloat_AsDouble(PyList_GET_ITEM(stats, 3));
+        if (PyErr_Occurred())
+            return NULL;
+    }
+    items = private_copy(rows, "fold");
+    if (items == NULL)
+        return NULL;
+    nan = PyFloat_FromDouble(Py_NAN);
+    if (nan == NULL)
+        goto done;
+    count = PyList_GET_SIZE(items);
+    for (r = 0; r < count; r++) {
+        PyObject *row = PyList_GET_ITEM(items, r), *text, *value;
+        double v;
+        if (!PyTuple_Check(row)) {
+            PyErr_Format(PyExc_TypeError, "fold() expects tuple rows, not %.100s",
+                         Py_TYPE(row)->tp_name);
+            goto done;
+        }
+        if (k < 0 || PyTuple_GET_SIZE(row) <= k)
+            continue;
+        text = PyTuple_GET_ITEM(row, k);
+        if (check_str(text, "fold") < 0)
+            goto done;
+        value = number_one(text, nan);
+        if (value == NULL)
+            goto done;
+        v = PyFloat_AS_DOUBLE(value);
+        Py_DECREF(value);
+        if (isnan(v))
+            continue;
+        if (found == 0 && stats == Py_None) {
+            low = high = total = v;  /* sum(found[1:], found[0]) */
+        }
+        else {
+            if (v < low)
+                low = v;
+            if (v > high)
+                high = v;
+            total += v;
+        }
+        found++;
+    }
+    if (found == 0) {
+        result = stats;
+        Py_INCREF(result);
+        goto done;
+    }
+    if (stats == Py_None) {
+        result = Py_BuildValue("[Lddd]", found, low, high, total);
+        goto done;
+    }
+    {
+        PyObject *fields[4] = {PyLong_FromLongLong(prior + found), PyFloat_FromDouble(low),
+                               PyFloat_FromDouble(high), PyFloat_FromDouble(total)};
+        int i, failed = 0;
+        for (i = 0; i < 4; i++)
+            failed |= fields[i] == NULL;
+        if (failed) {
+            for (i = 0; i < 4; i++)
+                Py_XDECREF(fields[i]);
+            goto done;
+        }
+        for (i = 0; i < 4; i++)
+            PyList_SetItem(stats, i, fields[i]);  /* steals the reference */
+        result = stats;
+        Py_INCREF(result);
+    }
+done:
+    Py_XDECREF(nan);
+    Py_XDECREF(items);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"mask_many", mask_many, METH_O,
      "mask_many(messages, /)\n--\n\n"
      "Masker().mask(m) for each message, as (shapes, values) lists."},
+    {"fold", fold, METH_VARARGS,
+     "fold(rows, k, stats, /)\n--\n\n"
+     "Fold the numbers of column k of rows into stats [count, min, max, sum]."},
     {"numbers", numbers, METH_O,
      "numbers(texts, /)\n--\n\n"
      "loglytics.speedups.number(t) for each text, NaN where it gives None."},

@@ -17,13 +17,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import filterfalse
 from math import isnan
-from operator import itemgetter
 from typing import Any, cast
 
 from loglytics.mining.model import MinedShapes
 from loglytics.mining.params import NumericOp, apply_plan
 from loglytics.schemas import NumericStats, TemplateCount, WindowDigest
-from loglytics.speedups import numbers
+from loglytics.speedups import fold, fold_values, numbers
 
 MAX_EXEMPLARS = 3
 MAX_NUMERIC_POSITIONS = 4
@@ -287,24 +286,16 @@ def _groups(
         begin += size
 
 
-def _column_numbers(op: NumericOp, rows: list[tuple[str, ...]]) -> list[float]:
-    """The numbers one param position yields over a shape's rows (non-numbers left out)."""
-    kind = op[0]
-    if kind == "n":
+def _derived_numbers(op: NumericOp, rows: list[tuple[str, ...]]) -> list[float]:
+    """The numbers a constant or rebuilt param yields over a group's rows (non-numbers left out)."""
+    if op[0] == "n":
         constant = op[1]
         return [] if constant is None else [cast(float, constant)] * len(rows)
-    if kind == "v":
-        k = cast(int, op[1])
-        if min(map(len, rows)) > k:
-            texts = list(map(itemgetter(k), rows))
-        else:
-            texts = [row[k] for row in rows if len(row) > k]
-    else:
-        _, pieces, first = cast(tuple[str, tuple[str, ...], int], op)
-        texts = [
-            pieces[0] + "".join(v + p for v, p in zip(row[first:], pieces[1:], strict=False))
-            for row in rows
-        ]
+    _, pieces, first = cast(tuple[str, tuple[str, ...], int], op)
+    texts = [
+        pieces[0] + "".join(v + p for v, p in zip(row[first:], pieces[1:], strict=False))
+        for row in rows
+    ]
     return list(filterfalse(isnan, numbers(texts)))
 
 
@@ -319,10 +310,10 @@ def _numeric(
 
     Shapes of one template whose params read the same way (the same recipe:
     ``GET /a user=bob`` and ``GET /b user=eve`` under ``GET <*> user=<*>``)
-    form one group, and each param position of a group is one column:
-    converted to numbers in one compiled call (`numbers`), then min/max/sum
-    in C. Within a group values are added in line order; a template whose
-    shapes read differently adds group by group.
+    form one group, and each param position of a group is one column,
+    converted and folded into count/min/max/sum in one compiled call
+    (`fold`). Within a group values are added in line order; a template
+    whose shapes read differently adds group by group.
     """
     recipes = mined.recipes
     group_of: dict[str, int] = {}
@@ -340,18 +331,13 @@ def _numeric(
         tid, recipe = by_key[key]
         num: dict[str, list[float]] = templates[tid]["num"]
         for pos, op in enumerate(recipe):
-            found = _column_numbers(op, rows)
-            if not found:
-                continue
             position = _POSITIONS[pos]
-            stats = num.get(position)
-            if stats is None:
-                num[position] = [len(found), min(found), max(found), sum(found[1:], found[0])]
+            if op[0] == "v":  # a masked value: one compiled call down the column
+                folded = fold(rows, cast(int, op[1]), num.get(position))
             else:
-                stats[0] += len(found)
-                stats[1] = min(stats[1], min(found))
-                stats[2] = max(stats[2], max(found))
-                stats[3] = sum(found, stats[3])
+                folded = fold_values(_derived_numbers(op, rows), num.get(position))
+            if folded is not None:
+                num[position] = folded
 
 
 def closable(state: dict[str, Any], lateness: float, *, idle: bool) -> list[dict[str, Any]]:

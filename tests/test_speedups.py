@@ -105,6 +105,7 @@ def test_compiled_extension_is_in_use() -> None:
     assert speedups.COMPILED
     assert speedups.mask_many is _speedups.mask_many
     assert speedups.numbers is _speedups.numbers
+    assert speedups.fold is _speedups.fold
 
 
 @pytest.mark.parametrize("module", ["loglytics.speedups", "loglytics.windowing"])
@@ -193,3 +194,44 @@ def test_bad_input_raises_type_error(func) -> None:
         func(["a", 1])
     with pytest.raises(TypeError):
         func(["1", b"2"])
+
+
+_rows = st.lists(st.lists(_texts, max_size=4).map(tuple), max_size=8)
+_stats = st.none() | st.tuples(
+    st.integers(1, 10**6), st.floats(-1e6, 1e6), st.floats(-1e6, 1e6), st.floats(-1e9, 1e9)
+).map(list)
+
+
+def _same_stats(got: list[float] | None, want: list[float] | None) -> bool:
+    """Equal, with signed zeros told apart (min and max must keep the one Python keeps)."""
+    if got is None or want is None:
+        return got is want
+    return got[0] == want[0] and type(got[0]) is int and _same_floats(got[1:], want[1:])
+
+
+@settings(max_examples=500, deadline=None)
+@given(rows=_rows, k=st.integers(-1, 4), stats=_stats)
+def test_fold_matches_its_definition(
+    rows: list[tuple[str, ...]], k: int, stats: list[float] | None
+) -> None:
+    want = speedups._fold(rows, k, None if stats is None else list(stats))
+    given_stats = None if stats is None else list(stats)
+    got = speedups.fold(rows, k, given_stats)
+    assert _same_stats(got, want)
+    if given_stats is not None:
+        assert got is given_stats  # updated in place, as the windows keep the list
+
+
+def test_fold_examples() -> None:
+    rows = [("12", "x"), ("-1.5ms",), ("0", "7%"), ("1e999",), ("3",)]
+    assert speedups.fold(rows, 0, None) == [4, -1.5, 12.0, 13.5]
+    assert speedups.fold(rows, 1, None) == [1, 7.0, 7.0, 7.0]
+    assert speedups.fold(rows, 2, None) is None
+    stats = [2, 5.0, 9.0, 14.0]
+    assert speedups.fold(rows, 1, stats) == [3, 5.0, 9.0, 21.0]
+    with pytest.raises(TypeError):
+        speedups.fold([["1"]], 0, None)
+    with pytest.raises(TypeError):
+        speedups.fold([(1,)], 0, None)
+    with pytest.raises(TypeError):
+        speedups.fold([("1",)], 0, [1, 2.0])
