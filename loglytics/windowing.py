@@ -19,13 +19,14 @@ from itertools import filterfalse
 from math import isnan
 from typing import Any, cast
 
+from loglytics.mining.miner import NUMERIC_PARAMS
 from loglytics.mining.model import MinedShapes
-from loglytics.mining.params import NumericOp, apply_plan
+from loglytics.mining.params import NumericOp, apply_plan, rebuild_token
 from loglytics.schemas import NumericStats, TemplateCount, WindowDigest
 from loglytics.speedups import fold, fold_values, numbers
 
 MAX_EXEMPLARS = 3
-MAX_NUMERIC_POSITIONS = 4
+MAX_NUMERIC_POSITIONS = NUMERIC_PARAMS  # the miner prepares number recipes for as many
 MAX_EXEMPLAR_CHARS = 400
 
 
@@ -292,10 +293,7 @@ def _derived_numbers(op: NumericOp, rows: list[tuple[str, ...]]) -> list[float]:
         constant = op[1]
         return [] if constant is None else [cast(float, constant)] * len(rows)
     _, pieces, first = cast(tuple[str, tuple[str, ...], int], op)
-    texts = [
-        pieces[0] + "".join(v + p for v, p in zip(row[first:], pieces[1:], strict=False))
-        for row in rows
-    ]
+    texts = [rebuild_token(pieces, first, row) for row in rows]
     return list(filterfalse(isnan, numbers(texts)))
 
 

@@ -37,7 +37,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from operator import eq
 
-from loglytics.speedups import mask_many, number
+from loglytics.speedups import mask_many
 
 from .masking import DATE_WORDS, MARK
 from .model import Match, MinedShapes, MinerConfig, TemplateState
@@ -234,7 +234,7 @@ class TemplateMiner:
             tmpl.leaf,
             tmpl.leaf.version,
             make_plan(tokens, tmpl.tokens),
-            numeric_recipe(tokens, tmpl.tokens, NUMERIC_PARAMS, number),
+            numeric_recipe(tokens, tmpl.tokens, NUMERIC_PARAMS),
         )
         return entry, is_new
 
@@ -251,24 +251,27 @@ class TemplateMiner:
         (line by line they would keep the id they had when mined).
         """
         shapes, values = mask_many(list(messages))
+        created: set[str] = set()
+
+        def learn(shape: str) -> _ShapeEntry:
+            entry, is_new = self._miss(shape, ts)
+            if is_new:
+                created.add(entry[0].tid)
+            return entry
+
         shapes_get = self._shapes.get
         entries: dict[str, _ShapeEntry] = {}
-        created: set[str] = set()
         for shape in dict.fromkeys(shapes):
             entry = shapes_get(shape)
             if entry is None or entry[1].version != entry[2]:
-                entry, is_new = self._miss(shape, ts)
-                if is_new:
-                    created.add(entry[0].tid)
+                entry = learn(shape)
             entries[shape] = entry
         for _ in range(_RESOLVE_ROUNDS):
             stale = [shape for shape, e in entries.items() if e[1].version != e[2]]
             if not stale:
                 break
             for shape in stale:
-                entries[shape], is_new = self._miss(shape, ts)
-                if is_new:
-                    created.add(entries[shape][0].tid)
+                entries[shape] = learn(shape)
         self._count(shapes, entries, ts)
         tid_of = {shape: e[0].tid for shape, e in entries.items()}
         template_ids = list(map(tid_of.__getitem__, shapes))

@@ -9,11 +9,11 @@ applying it per line is a single C-level format-and-split.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from loglytics.speedups import number
 
 from .masking import MARK
 
-__all__ = ["NumericOp", "Plan", "apply_plan", "make_plan", "numeric_recipe"]
+__all__ = ["NumericOp", "Plan", "apply_plan", "make_plan", "numeric_recipe", "rebuild_token"]
 
 _SEP = "\x00"
 _FIELD = "{}"
@@ -85,19 +85,22 @@ def apply_plan(plan: Plan, values: tuple[str, ...]) -> tuple[str, ...]:
         elif isinstance(op, str):
             out.append(op)
         else:
-            pieces, first = op
-            text = pieces[0]
-            for i, piece in enumerate(pieces[1:]):
-                text += values[first + i] + piece
-            out.append(text)
+            out.append(rebuild_token(*op, values))
     return tuple(out)
+
+
+def rebuild_token(pieces: tuple[str, ...], first: int, values: tuple[str, ...]) -> str:
+    """A partly masked token's text: ``pieces`` around values ``first``, ``first + 1``, ..."""
+    text = pieces[0]
+    for i, piece in enumerate(pieces[1:]):
+        text += values[first + i] + piece
+    return text
 
 
 def numeric_recipe(
     shape: tuple[str, ...],
     template: tuple[str, ...],
     limit: int,
-    number: Callable[[str], float | None],
 ) -> tuple[NumericOp, ...]:
     """How the first ``limit`` params of a (shape, template) pair turn into numbers.
 

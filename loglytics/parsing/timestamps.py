@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 from operator import add, truediv
 from types import MappingProxyType
-from typing import Final
+from typing import Final, cast
 
 SecondsFn = Callable[[str, int], float | None]
 """Converts the whole-second text of a stamp (plus a fallback year) to epoch seconds."""
@@ -24,7 +24,7 @@ MONTHS: Final = MappingProxyType(
     | {name.upper(): i for i, name in enumerate(calendar.month_abbr) if name}
 )
 
-POW10: Final = tuple(10.0**i for i in range(20))
+_POW10: Final = tuple(10.0**i for i in range(20))
 
 # Bound on cached seconds per source: enough for out-of-order bursts, small
 # enough that a years-long replay cannot grow memory without limit.
@@ -115,7 +115,7 @@ def epoch_seconds(s: str, _year: int) -> float | None:
 
 def fraction(digits: str) -> float:
     """``"123"`` -> ``0.123`` without going through ``float()`` string parsing."""
-    return int(digits) / POW10[len(digits)] if len(digits) < 20 else 0.0
+    return int(digits) / _POW10[len(digits)] if len(digits) < 20 else 0.0
 
 
 def add_fractions(stamps: list[float], fracs: Sequence[str]) -> list[float]:
@@ -125,7 +125,7 @@ def add_fractions(stamps: list[float], fracs: Sequence[str]) -> list[float]:
     digits a fraction has, so the common case runs as C-level ``map``.
     """
     if all(fracs):
-        parts = map(truediv, map(float, fracs), map(POW10.__getitem__, map(len, fracs)))
+        parts = map(truediv, map(float, fracs), map(_POW10.__getitem__, map(len, fracs)))
         return list(map(add, stamps, parts))
     if not any(fracs):
         return stamps
@@ -293,5 +293,5 @@ def parse_timestamps(texts: Sequence[str], cache: TimestampCache) -> list[float 
                         s - off if z and (off := offsets[z]) is not None else s
                         for s, z in zip(out, zones, strict=True)
                     ]
-                return list(out)
+                return cast("list[float | None]", out)  # all floats: no stamp failed
     return [parse_timestamp(text, cache) for text in texts]
