@@ -9,9 +9,11 @@ skipped, which makes a crash-and-restart count every line exactly once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from faust.types import EventT, StreamT
@@ -36,6 +38,21 @@ BATCH_EVENTS = 512
 BATCH_WITHIN = 0.25
 
 
+@dataclass(slots=True)
+class SourceWork:
+    """One tenant/source's share of a batch: its inputs, and what `compute` made of them."""
+
+    key: str
+    messages: list[tuple[Decoded, int, int]]
+    state: dict[str, Any]
+    pipe: SourcePipeline
+    lines: int = 0
+    absorbed: bool = False
+    closed: list[dict[str, Any]] = field(default_factory=list)
+    templates: list[TemplateState] = field(default_factory=list)
+    error: Exception | None = None
+
+
 class IngestStage:
     """Per-worker parsing/mining pipelines, rebuilt from the tables after a restart or rebalance."""
 
@@ -45,6 +62,7 @@ class IngestStage:
         self.last_arrival: dict[str, float] = {}
         self.lines_in = 0
         self.windows_out = 0
+        self.lock = asyncio.Lock()
 
     def pipeline(self, tenant: str, source: str) -> SourcePipeline:
         key = source_key(tenant, source)
@@ -72,9 +90,12 @@ class IngestStage:
         """On rebalance: partitions may have moved, so rebuild pipelines from the tables."""
         self.pipelines.clear()
 
-    async def emit(
-        self, tenant: str, source: str, wins: list[dict[str, Any]], closed_by: str
-    ) -> None:
+    def emit(self, tenant: str, source: str, wins: list[dict[str, Any]], closed_by: str) -> None:
+        """Queue the digests on the app's producer buffer (flushed before every offset commit).
+
+        Not awaited one by one: with the embedded broker each record is its own
+        produce request, and waiting for each would stall the next batch.
+        """
         pipe = self.pipelines.get(source_key(tenant, source))
 
         def template_of(tid: str) -> str | None:
@@ -85,64 +106,107 @@ class IngestStage:
 
         for win in wins:
             digest: WindowDigest = to_digest(tenant, source, win, closed_by, template_of)
-            await windows_topic.send(
+            windows_topic.send_soon(
                 key=source_key(tenant, source).encode(), value=digest.to_bytes()
             )
             self.windows_out += 1
 
-    async def absorb(
-        self, key: str, decoded: list[tuple[Decoded, int, int]], arrival: float
-    ) -> None:
-        """Parse, mine and window one tenant/source's messages of a batch; one state write."""
-        tenant, source = decoded[0][0].tenant, decoded[0][0].source
-        bkey = key.encode()
-        state: dict[str, Any] = ingest_state.get(bkey) or new_source_state()
-        pipe = self.pipeline(tenant, source)
+    def compute(self, work: list[SourceWork], arrival: float) -> None:
+        """Parse, mine and window a batch's messages: pure CPU, run off the event loop.
+
+        Touches only the pipelines and state dicts handed in (no table, no
+        producer), so the loop keeps fetching the next batch meanwhile; a failure
+        is kept on its source's work item rather than raised.
+        """
         settings = self.settings
-        absorbed = False
-        offsets: dict[str, int] = state.setdefault("offsets", {})
-        for message, partition, offset in decoded:
-            if offset <= offsets.get(str(partition), -1):
-                continue  # already counted before a restart
-            batch = pipe.process_batch(message, arrival)
-            add_batch(state, batch, settings.window_seconds, settings.allowed_lateness_seconds)
-            offsets[str(partition)] = offset
-            self.lines_in += len(batch)
-            absorbed = True
-        if not absorbed:
+        for item in work:
+            try:
+                state, pipe = item.state, item.pipe
+                offsets: dict[str, int] = state.setdefault("offsets", {})
+                for message, partition, offset in item.messages:
+                    if offset <= offsets.get(str(partition), -1):
+                        continue  # already counted before a restart
+                    batch = pipe.process_batch(message, arrival)
+                    add_batch(
+                        state, batch, settings.window_seconds, settings.allowed_lateness_seconds
+                    )
+                    offsets[str(partition)] = offset
+                    item.lines += len(batch)
+                    item.absorbed = True
+                if item.absorbed:
+                    state["last_arrival"] = arrival
+                    item.closed = closable(state, settings.allowed_lateness_seconds, idle=False)
+                    item.templates = pipe.miner.export_dirty()
+                    # Counts and recency of the templates ride in the state row, with the
+                    # offsets they match: one changelog record per source and batch.
+                    state["activity"] = pipe.miner.activity()
+            except Exception as exc:  # a bug must not stop the stream: dead-letter the batch
+                log.exception("ingest failed for %s", item.key)
+                item.error = exc
+
+    async def absorb(self, groups: dict[str, list[tuple[Decoded, int, int]]]) -> None:
+        """One batch: table reads, then `compute` in a thread, then table writes and emits.
+
+        The table rows of each tenant/source are read and written once per batch.
+        """
+        arrival = time.time()
+        work = [
+            SourceWork(
+                key,
+                messages,
+                ingest_state.get(key.encode()) or new_source_state(),
+                self.pipeline(messages[0][0].tenant, messages[0][0].source),
+            )
+            for key, messages in groups.items()
+        ]
+        async with self.lock:  # the idle timer must not close windows of a state in flight
+            self.compute(work, arrival)
+            for item in work:
+                await self._commit(item)
+
+    async def _commit(self, item: SourceWork) -> None:
+        tenant, source = item.messages[0][0].tenant, item.messages[0][0].source
+        if item.error is not None:
+            self.pipelines.pop(item.key, None)  # its state may be half-updated: reload it
+            for message, _partition, _offset in item.messages:
+                await dead_letter(
+                    "ingest",
+                    f"internal error: {item.error!r}",
+                    None,
+                    "\n".join(message.lines).encode(),
+                )
             return
-        state["last_arrival"] = arrival
-        self.last_arrival[key] = time.monotonic()
-        closed = closable(state, settings.allowed_lateness_seconds, idle=False)
-        if closed:
-            await self.emit(tenant, source, closed, "watermark")
-        for tpl in pipe.miner.export_dirty():
+        if not item.absorbed:
+            return
+        self.lines_in += item.lines
+        self.last_arrival[item.key] = time.monotonic()
+        if item.closed:
+            self.emit(tenant, source, item.closed, "watermark")
+        for tpl in item.templates:
             tkey = state_key(tenant, source, tpl.template_id).encode()
             if tpl.evicted:
                 template_table.pop(tkey, None)  # capped out: its key goes too (bounded state)
             else:
                 template_table[tkey] = tpl.to_dict()
-        # Counts and recency of the templates ride in the state row, with the offsets they
-        # match: one changelog record per source and batch, however many templates were seen.
-        state["activity"] = pipe.miner.activity()
-        ingest_state[bkey] = state
+        ingest_state[item.key.encode()] = item.state
 
     async def close_idle(self) -> None:
         """Close every open window of sources that have gone quiet (the timer's job)."""
         idle_after = self.settings.window_idle_close_seconds
-        now = time.monotonic()
-        for key, seen in list(self.last_arrival.items()):
-            if now - seen < idle_after:
-                continue
-            bkey = key.encode()
-            state = ingest_state.get(bkey)
-            del self.last_arrival[key]
-            if not state or not state["windows"]:
-                continue
-            tenant, source = key.split("/", 1)
-            closed = closable(state, self.settings.allowed_lateness_seconds, idle=True)
-            await self.emit(tenant, source, closed, "idle")
-            ingest_state[bkey] = state
+        async with self.lock:
+            now = time.monotonic()
+            for key, seen in list(self.last_arrival.items()):
+                if now - seen < idle_after:
+                    continue
+                bkey = key.encode()
+                state = ingest_state.get(bkey)
+                del self.last_arrival[key]
+                if not state or not state["windows"]:
+                    continue
+                tenant, source = key.split("/", 1)
+                closed = closable(state, self.settings.allowed_lateness_seconds, idle=True)
+                self.emit(tenant, source, closed, "idle")
+                ingest_state[bkey] = state
 
 
 stage = IngestStage()
@@ -154,22 +218,11 @@ async def ingest(stream: StreamT[bytes]) -> None:
     # `take_events` exists on faust's Stream, not on its StreamT protocol.
     batches = stream.take_events(BATCH_EVENTS, within=BATCH_WITHIN)  # type: ignore[attr-defined]
     async for events in batches:
-        arrival = time.time()
         groups: dict[str, list[tuple[Decoded, int, int]]] = defaultdict(list)
         for event in events:
             await _decode_into(event, groups)
-        for key, decoded in groups.items():
-            try:
-                await stage.absorb(key, decoded, arrival)
-            except Exception as exc:  # a bug must not stop the stream: dead-letter the batch
-                log.exception("ingest failed for %s", key)
-                for message, _partition, _offset in decoded:
-                    await dead_letter(
-                        "ingest",
-                        f"internal error: {exc!r}",
-                        None,
-                        "\n".join(message.lines).encode(),
-                    )
+        if groups:
+            await stage.absorb(groups)
 
 
 async def _decode_into(

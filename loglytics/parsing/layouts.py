@@ -96,6 +96,9 @@ def _groups_that_can_be_empty(pattern: re.Pattern[str]) -> frozenset[str]:
 # Groups whose empty match means the same as no match for every consumer: an
 # empty message is "" either way, and the thread name is never read.
 _EMPTY_IS_NONE_EXEMPT: Final = frozenset({"message", "thread"})
+# Groups the columns leave out (a ParsedColumns has no component), so the bulk form
+# does not capture them.
+_NOT_IN_COLUMNS: Final = ("component", "thread")
 
 
 class RegexLayout(Layout):
@@ -136,8 +139,9 @@ class RegexLayout(Layout):
         self._has_tz = "tz" in groups
         self._has_year = "year" in groups
         self._has_component = "component" in groups
-        self._column = {name: itemgetter(number - 1) for name, number in groups.items()}
         self._bulk = self._bulk_regex(pattern)
+        bulk_groups = self._bulk.groupindex if self._bulk is not None else {}
+        self._column = {name: itemgetter(number - 1) for name, number in bulk_groups.items()}
 
     def _bulk_regex(self, pattern: str) -> re.Pattern[str] | None:
         """The same layout for a whole batch joined by newlines, or None if it has no such form.
@@ -150,8 +154,10 @@ class RegexLayout(Layout):
             return None
         if _groups_that_can_be_empty(self.regex) - _EMPTY_IS_NONE_EXEMPT:
             return None
-        bulk = "^(?:" + pattern.replace("(?P<message>.*)", "(?P<message>[^\\n]*)") + ")"
-        return re.compile(bulk, re.DOTALL | re.MULTILINE)
+        bulk = pattern.replace("(?P<message>.*)", "(?P<message>[^\\n]*)")
+        for name in _NOT_IN_COLUMNS:  # every captured group is a string per line: keep fewer
+            bulk = bulk.replace(f"(?P<{name}>", "(?:")
+        return re.compile("^(?:" + bulk + ")", re.DOTALL | re.MULTILINE)
 
     def parse(self, line: str, cache: TimestampCache) -> ParsedLine | None:
         """Match and build; the steady-state cost of ingest."""
