@@ -7,6 +7,7 @@ import math
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import orjson
 from kafka_io import produce, read_all, wait_for
@@ -20,12 +21,14 @@ from loglytics.synthetic import line_ts, mixed_lines
 T0 = float(int(time.time() - 3600) // 60 * 60)
 
 
-def _dedup_windows(records: list[dict], tenant: str) -> dict[tuple[str, str, float], dict]:
+def _dedup_windows(
+    records: list[dict[str, Any]], tenant: str
+) -> dict[tuple[str, str, float], dict[str, Any]]:
     """A tenant's windows keyed by (tenant, source, start); a re-emitted window must be identical.
 
     Every test uses its own tenant: all tests share the session's broker and topics.
     """
-    out: dict[tuple[str, str, float], dict] = {}
+    out: dict[tuple[str, str, float], dict[str, Any]] = {}
     for rec in records:
         if rec["tenant"] != tenant:
             continue
@@ -80,7 +83,7 @@ def test_records_reach_windows_and_bad_input_is_dead_lettered(
             "windows covering 52 lines",
         )
         windows = _dedup_windows(records, "acme")
-        by_source = Counter()
+        by_source: Counter[tuple[str, str]] = Counter()
         for (tenant, source, _), w in windows.items():
             by_source[(tenant, source)] += w["line_count"]
         assert by_source == {("acme", "api"): 50, ("acme", "auth"): 2}

@@ -387,7 +387,7 @@ LINES = st.lists(
 
 def _normalised(windows: dict[str, Any]) -> dict[str, Any]:
     """Windows with numeric sums rounded (the fast path may add in another grouping)."""
-    out = orjson.loads(orjson.dumps(windows))
+    out: dict[str, Any] = orjson.loads(orjson.dumps(windows))
     for win in out.values():
         for acc in win["templates"].values():
             acc["num"] = {k: [v[0], v[1], v[2], round(v[3], 6)] for k, v in acc["num"].items()}

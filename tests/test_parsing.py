@@ -39,11 +39,13 @@ FIRST_LINE = {
 }
 
 
+# Per Loghub system: (ground-truth rows, parse results, detected format).
+Parsed = dict[str, tuple[list[dict[str, str]], list[ParsedLine], str | None]]
+
+
 @pytest.fixture(scope="module")
-def parsed(
-    loghub_dir: Path,
-) -> dict[str, tuple[list[dict[str, str]], list[ParsedLine], str | None]]:
-    out = {}
+def parsed(loghub_dir: Path) -> Parsed:
+    out: Parsed = {}
     for system in SYSTEMS:
         sample = load(system, loghub_dir)
         parser = LineParser(default_year=2005)
@@ -52,7 +54,7 @@ def parsed(
 
 
 @pytest.mark.parametrize("system", SYSTEMS)
-def test_loghub_message_matches_content(parsed, system: str) -> None:
+def test_loghub_message_matches_content(parsed: Parsed, system: str) -> None:
     truth, results, _ = parsed[system]
     assert len(results) == len(truth) == 2000
     wrong = [
@@ -64,7 +66,7 @@ def test_loghub_message_matches_content(parsed, system: str) -> None:
 
 
 @pytest.mark.parametrize("system", sorted(LEVELLED))
-def test_loghub_level_matches(parsed, system: str) -> None:
+def test_loghub_level_matches(parsed: Parsed, system: str) -> None:
     truth, results, _ = parsed[system]
     wrong = [
         (r.level, t["Level"])
@@ -75,7 +77,7 @@ def test_loghub_level_matches(parsed, system: str) -> None:
 
 
 @pytest.mark.parametrize("system", SYSTEMS)
-def test_loghub_detection_and_timestamps(parsed, system: str) -> None:
+def test_loghub_detection_and_timestamps(parsed: Parsed, system: str) -> None:
     _, results, fmt = parsed[system]
     assert fmt == EXPECTED_FORMAT[system]
     assert {r.format for r in results} == {fmt}
@@ -86,7 +88,7 @@ def test_loghub_detection_and_timestamps(parsed, system: str) -> None:
     assert results[0].component == component
 
 
-def test_linux_level_is_canonical_without_level_field(parsed) -> None:
+def test_linux_level_is_canonical_without_level_field(parsed: Parsed) -> None:
     _, results, _ = parsed["Linux"]
     assert {r.level for r in results} <= {"UNKNOWN", "INFO", "ERROR", "WARN", "CRITICAL", "NOTICE"}
 

@@ -13,7 +13,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import orjson
 
@@ -24,8 +24,16 @@ from loglytics.schemas import LLMRequest, LLMResponse
 from loglytics.tasks import DATA_MODELS
 
 REPLY_TIMEOUT = 240.0
+
+
+class WorkerEnv(TypedDict):
+    """Extra settings for `WorkerProcess(**env)`; keys are its `**env` names, not `app_id`."""
+
+    llm_timeout_seconds: float
+
+
 # The embedded model on two shared cores can be slow while other suites run: be patient.
-WORKER_ENV: dict[str, str | float] = {"llm_timeout_seconds": 150}
+WORKER_ENV: WorkerEnv = {"llm_timeout_seconds": 150}
 # Small, but room for each task's compact JSON reply.
 MAX_TOKENS = 144
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import orjson
@@ -31,9 +31,9 @@ from test_requests_support import (
 )
 from worker_proc import WorkerProcess
 
-from loglytics.clients import RequestClient, new_request_id
+from loglytics.clients import Reply, RequestClient, new_request_id
 from loglytics.embedded.stack import StackState
-from loglytics.schemas import LLMResponse, LLMStreamChunk
+from loglytics.schemas import LLMStreamChunk
 
 ENTRIES = [
     *["2024-05-01 10:00:01 ERROR db: connection refused to orders-db:5432"] * 5,
@@ -155,10 +155,12 @@ async def test_error_replies_and_the_agent_keeps_serving(ctx: Ctx) -> None:
             request(t, k, "analyze", input={"entries": [" ", ""]}),
         ],
     )
-    assert final(wrong).error is not None and final(wrong).error.error == "invalid_credentials"
-    assert final(unknown).error is not None and final(unknown).error.error == "unknown_task"
-    for records in (no_message, empty):
-        assert final(records).error is not None and final(records).error.error == "invalid_input"
+    wrong_error, unknown_error = final(wrong).error, final(unknown).error
+    assert wrong_error is not None and wrong_error.error == "invalid_credentials"
+    assert unknown_error is not None and unknown_error.error == "unknown_task"
+    for replies in (no_message, empty):
+        error = final(replies).error
+        assert error is not None and error.error == "invalid_input"
 
     marker = f"no-id-{uid()}"
     async with RequestClient(ctx.stack.kafka) as client:
@@ -174,8 +176,8 @@ async def test_error_replies_and_the_agent_keeps_serving(ctx: Ctx) -> None:
                 for rid, raw in ((broken_id, broken), (invalid_id, invalid))
             )
         )
-        for records in got:
-            reply = final(records)
+        for replies in got:
+            reply = final(replies)
             assert reply.error is not None and reply.error.error == "invalid_input"
         # No usable request id: nobody to answer, so it is dead-lettered.
         producer_only = client.stream_raw(new_request_id(), None, f"\xff{marker}".encode(), 3)
@@ -199,5 +201,5 @@ async def test_error_replies_and_the_agent_keeps_serving(ctx: Ctx) -> None:
     assert ctx.worker.proc is not None and ctx.worker.proc.poll() is None
 
 
-async def _collect(replies: object) -> list[LLMResponse | LLMStreamChunk]:
-    return [r async for r in replies]  # type: ignore[attr-defined]
+async def _collect(replies: AsyncIterator[Reply]) -> list[Reply]:
+    return [r async for r in replies]

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -82,7 +84,7 @@ _messages = st.one_of(
 _texts = st.one_of(_joined(_NUMBER_PIECES, 8), st.text(max_size=12))
 
 
-def _same_floats(got: list[float], expected: list[float | None]) -> bool:
+def _same_floats(got: list[float], expected: Sequence[float | None]) -> bool:
     """Equal element-wise, NaN standing for None (and never a real result)."""
     if len(got) != len(expected):
         return False
@@ -187,7 +189,7 @@ def test_numbers_examples() -> None:
 
 
 @pytest.mark.parametrize("func", [speedups.mask_many, speedups.numbers])
-def test_bad_input_raises_type_error(func) -> None:
+def test_bad_input_raises_type_error(func: Callable[[Any], object]) -> None:
     with pytest.raises(TypeError):
         func(("a", "b"))
     with pytest.raises(TypeError):
@@ -230,8 +232,8 @@ def test_fold_examples() -> None:
     stats = [2, 5.0, 9.0, 14.0]
     assert speedups.fold(rows, 1, stats) == [3, 5.0, 9.0, 21.0]
     with pytest.raises(TypeError):
-        speedups.fold([["1"]], 0, None)
+        speedups.fold([["1"]], 0, None)  # type: ignore[list-item]  # wrong on purpose
     with pytest.raises(TypeError):
-        speedups.fold([(1,)], 0, None)
+        speedups.fold([(1,)], 0, None)  # type: ignore[list-item]  # wrong on purpose
     with pytest.raises(TypeError):
         speedups.fold([("1",)], 0, [1, 2.0])
