@@ -96,7 +96,8 @@ async def _detect_source(digests: list[WindowDigest]) -> list[Finding]:
         # Findings go out now, from the rules; the model's verdict follows as an
         # update of the same finding ids, so detection never waits on the LLM.
         pending.keys.update(c.judgement_key for c in fresh)
-        task = asyncio.create_task(_judge_later(rt, tenant, all_cands, fresh, verdicts))
+        created = {f.finding_id: f.created_at for f in findings}
+        task = asyncio.create_task(_judge_later(rt, tenant, all_cands, fresh, verdicts, created))
         pending.tasks.add(task)
         task.add_done_callback(pending.tasks.discard)
     return findings
@@ -119,7 +120,14 @@ async def _judge_later(
     cands: list[Candidate],
     fresh: list[Candidate],
     verdicts: _TenantVerdicts,
+    created: dict[str, float],
 ) -> None:
+    """Send the model's verdicts as updates of the rule-based findings (same ids).
+
+    An update keeps its finding's `created_at`: that is when it was detected,
+    which alerting and the "found after" figures are about; the model's answer
+    time is `created_at` plus its `latency_ms` at the earliest.
+    """
     try:
         judged = await judge_fresh(rt.pool, tenant, rt.tier_of(tenant), fresh, verdicts)
         for cand in cands:
@@ -127,6 +135,9 @@ async def _judge_later(
             if j is None or j.verdict is None:
                 continue
             finding = _finding(cand, j)
+            first = created.get(finding.finding_id)
+            if first is not None:
+                finding = finding.model_copy(update={"created_at": first})
             await findings_topic.send(key=finding.tenant.encode(), value=finding.to_bytes())
     except Exception:
         log.exception("LLM judgement failed for %s; findings stay rule-based", tenant)

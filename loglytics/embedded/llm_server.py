@@ -39,7 +39,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parallel", type=int, default=4)
     parser.add_argument("--ctx-per-slot", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=10,
+        help="scheduling niceness added to this process (0: none)",
+    )
     args = parser.parse_args(argv)
+    if args.nice:
+        # On one machine the model shares the cores with the broker and the worker, and a
+        # judgement keeps both cores busy for seconds. Detection never waits for it, but
+        # it did wait for the CPU: the stream's small, latency-bound work goes first, and
+        # the model still gets every cycle the stream leaves idle.
+        os.nice(args.nice)
 
     import xllamacpp as xlc
 
