@@ -171,7 +171,9 @@ def _template_rows(digest: WindowDigest, baseline: dict[str, Any]) -> list[Templ
 @app.agent(windows_topic)
 async def detect(stream: StreamT[bytes]) -> None:
     """Consume window digests in batches; a bad digest is dead-lettered, never fatal."""
-    async for events in stream.take_events(500, within=0.5):  # type: ignore[attr-defined]
+    # Digests come a few at a time, so the batch is usually cut by `within`: it is the
+    # wait a finding pays after its window closes, kept as short as the ingest agent's.
+    async for events in stream.take_events(500, within=0.25):  # type: ignore[attr-defined]
         groups: dict[str, list[WindowDigest]] = defaultdict(list)
         for event in events:
             value = event.message.value
