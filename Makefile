@@ -22,7 +22,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check loglytics tests
 	$(BIN)/ruff format --check loglytics tests
-	$(BIN)/mypy loglytics tests
+	$(BIN)/mypy loglytics tests bench
 	$(BIN)/pytest -q -ra
 
 test-fast: $(STAMP)
@@ -39,7 +39,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check loglytics tests
 
 typecheck: $(STAMP)
-	$(BIN)/mypy loglytics tests
+	$(BIN)/mypy loglytics tests bench
 
 stack-down:
 	-$(BIN)/loglytics stack down
