@@ -20,8 +20,8 @@ demo: $(STAMP)
 	$(BIN)/loglytics demo
 
 test: $(STAMP)
-	$(BIN)/ruff check loglytics tests
-	$(BIN)/ruff format --check loglytics tests
+	$(BIN)/ruff check loglytics tests bench
+	$(BIN)/ruff format --check loglytics tests bench
 	$(BIN)/mypy loglytics tests bench
 	$(BIN)/pytest -q -ra
 
@@ -35,8 +35,8 @@ bench: $(STAMP)
 	$(BIN)/loglytics bench detection
 
 lint: $(STAMP)
-	$(BIN)/ruff check loglytics tests
-	$(BIN)/ruff format --check loglytics tests
+	$(BIN)/ruff check loglytics tests bench
+	$(BIN)/ruff format --check loglytics tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy loglytics tests bench

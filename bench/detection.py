@@ -1,5 +1,7 @@
-"""`loglytics bench detection` as a script: the benchmark itself lives in `loglytics/bench/detection.py`
-so that the installed command can run it."""
+"""`loglytics bench detection` as a script.
+
+The benchmark itself lives in `loglytics/bench/detection.py`, so that the installed command can
+run it."""
 
 import sys
 

@@ -1,5 +1,7 @@
-"""`loglytics bench ingest` as a script: the benchmark itself lives in `loglytics/bench/ingest.py`
-so that the installed command can run it."""
+"""`loglytics bench ingest` as a script.
+
+The benchmark itself lives in `loglytics/bench/ingest.py`, so that the installed command can
+run it."""
 
 import sys
 

@@ -1,5 +1,7 @@
-"""`loglytics bench mining` as a script: the benchmark itself lives in `loglytics/bench/mining.py`
-so that the installed command can run it."""
+"""`loglytics bench mining` as a script.
+
+The benchmark itself lives in `loglytics/bench/mining.py`, so that the installed command can
+run it."""
 
 import sys
 

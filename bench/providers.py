@@ -1,5 +1,7 @@
-"""`loglytics bench providers` as a script: the benchmark itself lives in `loglytics/bench/providers.py`
-so that the installed command can run it."""
+"""`loglytics bench providers` as a script.
+
+The benchmark itself lives in `loglytics/bench/providers.py`, so that the installed command can
+run it."""
 
 import sys
 
