@@ -142,44 +142,40 @@ class IngestStage:
                     # Counts and recency of the templates ride in the state row, with the
                     # offsets they match: one changelog record per source and batch.
                     state["activity"] = pipe.miner.activity()
-            except Exception as exc:  # a bug must not stop the stream: dead-letter the batch
-                log.exception("ingest failed for %s", item.key)
+            except Exception as exc:  # kept for `absorb`, which dead-letters the messages
                 item.error = exc
 
     async def absorb(self, groups: dict[str, list[tuple[Decoded, int, int]]]) -> None:
         """One batch: table reads, then `compute`, then table writes and emits.
 
         The table rows of each tenant/source are read and written once per batch.
+        Whatever fails for one source (a bug, a table row it cannot restore from)
+        dead-letters that source's messages and leaves the others alone.
         """
         arrival = time.time()
-        work = [
-            SourceWork(
-                key,
-                messages,
-                ingest_state.get(key.encode()) or new_source_state(),
-                self.pipeline(messages[0][0].tenant, messages[0][0].source),
-            )
-            for key, messages in groups.items()
-        ]
+        work: list[SourceWork] = []
+        for key, messages in groups.items():
+            try:
+                state = ingest_state.get(key.encode()) or new_source_state()
+                pipe = self.pipeline(messages[0][0].tenant, messages[0][0].source)
+            except Exception as exc:
+                await self._give_up(key, messages, exc)
+                continue
+            work.append(SourceWork(key, messages, state, pipe))
         async with self.lock:  # the idle timer must not close windows of a state in flight
             self.compute(work, arrival)
             for item in work:
-                await self._commit(item)
+                try:
+                    if item.error is not None:
+                        await self._give_up(item.key, item.messages, item.error)
+                    elif item.absorbed:
+                        self._commit(item)
+                except Exception as exc:
+                    await self._give_up(item.key, item.messages, exc)
 
-    async def _commit(self, item: SourceWork) -> None:
+    def _commit(self, item: SourceWork) -> None:
+        """Emit the windows the batch closed and write the source's table rows."""
         tenant, source = item.messages[0][0].tenant, item.messages[0][0].source
-        if item.error is not None:
-            self.pipelines.pop(item.key, None)  # its state may be half-updated: reload it
-            for message, _partition, _offset in item.messages:
-                await dead_letter(
-                    "ingest",
-                    f"internal error: {item.error!r}",
-                    None,
-                    "\n".join(message.lines).encode(),
-                )
-            return
-        if not item.absorbed:
-            return
         self.lines_in += item.lines
         self.last_arrival[item.key] = time.monotonic()
         if item.closed:
@@ -191,6 +187,17 @@ class IngestStage:
             else:
                 template_table[tkey] = tpl.to_dict()
         ingest_state[item.key.encode()] = item.state
+
+    async def _give_up(
+        self, key: str, messages: list[tuple[Decoded, int, int]], exc: BaseException
+    ) -> None:
+        """A bug must not stop the stream: dead-letter the source's messages of this batch."""
+        log.error("ingest failed for %s", key, exc_info=exc)
+        self.pipelines.pop(key, None)  # its miner may be half-updated: rebuild from the tables
+        for message, _partition, _offset in messages:
+            await dead_letter(
+                "ingest", f"internal error: {exc!r}", None, "\n".join(message.lines).encode()
+            )
 
     async def close_idle(self) -> None:
         """Close every open window of sources that have gone quiet (the timer's job)."""
