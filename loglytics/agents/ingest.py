@@ -214,7 +214,10 @@ class IngestStage:
                     continue
                 tenant, source = key.split("/", 1)
                 closed = closable(state, self.settings.allowed_lateness_seconds, idle=True)
-                self.emit(tenant, source, closed, "idle")
+                try:
+                    self.emit(tenant, source, closed, "idle")
+                except Exception:  # the timer must keep ticking for the other sources
+                    log.exception("closing the idle windows of %s failed", key)
                 ingest_state[bkey] = state
 
 
