@@ -16,6 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import orjson
 from faust.types import EventT, StreamT
 
 from loglytics.agents.deadletters import dead_letter
@@ -216,8 +217,11 @@ class IngestStage:
                 closed = closable(state, self.settings.allowed_lateness_seconds, idle=True)
                 try:
                     self.emit(tenant, source, closed, "idle")
-                except Exception:  # the timer must keep ticking for the other sources
+                except Exception as exc:  # the timer must keep ticking for the other sources
                     log.exception("closing the idle windows of %s failed", key)
+                    await dead_letter(
+                        "windows", f"internal error: {exc!r}", None, orjson.dumps(closed)
+                    )
                 ingest_state[bkey] = state
 
 
