@@ -10,8 +10,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import orjson
 import pytest
 
+from loglytics.agents import ingest as ingest_agent
 from loglytics.agents.ingest import IngestStage, SourceWork
 from loglytics.ingestion import Decoded, SourcePipeline
 from loglytics.windowing import new_source_state
@@ -66,3 +68,68 @@ def test_a_failing_source_is_kept_apart(monkeypatch: pytest.MonkeyPatch) -> None
     stage.compute([broken, fine], time.time())
     assert isinstance(broken.error, RuntimeError) and not broken.absorbed
     assert fine.error is None and fine.absorbed and fine.lines == 10
+
+
+class _Topic:
+    """Stands in for `windows_topic`: records what the stage queues."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def send_soon(self, *, key: bytes, value: bytes) -> None:
+        self.sent.append(orjson.loads(value))
+
+
+@pytest.fixture
+def tables(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The stage's tables, topic and dead-lettering replaced by in-memory recorders."""
+    state: dict[bytes, Any] = {}
+    templates: dict[bytes, Any] = {}
+    topic = _Topic()
+    letters: list[tuple[str, str, bytes | None]] = []
+
+    async def dead_letter(stage: str, reason: str, event: Any, original: bytes | None) -> None:
+        letters.append((stage, reason, original))
+
+    monkeypatch.setattr(ingest_agent, "ingest_state", state)
+    monkeypatch.setattr(ingest_agent, "template_table", templates)
+    monkeypatch.setattr(ingest_agent, "windows_topic", topic)
+    monkeypatch.setattr(ingest_agent, "dead_letter", dead_letter)
+    return {"state": state, "templates": templates, "topic": topic, "letters": letters}
+
+
+def _groups(*sources: str) -> dict[str, list[tuple[Decoded, int, int]]]:
+    return {
+        f"acme/{s}": [(Decoded("acme", s, None, _lines(T0 + 40 * i, 40)), 0, i) for i in range(3)]
+        for s in sources
+    }
+
+
+async def test_absorb_writes_rows_and_emits_closed_windows(tables: dict[str, Any]) -> None:
+    stage = IngestStage()
+    await stage.absorb(_groups("api"))
+    row = tables["state"][b"acme/api"]
+    assert row["offsets"] == {"0": 2} and "activity" in row
+    assert tables["templates"], "the new template's row is written"
+    assert [w["line_count"] for w in tables["topic"].sent] == [60]
+    assert stage.lines_in == 120 and not tables["letters"]
+
+
+async def test_a_source_that_cannot_be_restored_is_dead_lettered(
+    tables: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stage = IngestStage()
+    real = stage.pipeline
+
+    def pipeline(tenant: str, source: str) -> SourcePipeline:
+        if source == "broken":
+            raise ValueError("corrupt template row")
+        return real(tenant, source)
+
+    monkeypatch.setattr(stage, "pipeline", pipeline)
+    await stage.absorb(_groups("broken", "api"))
+    assert [(s, "corrupt template row" in r) for s, r, _ in tables["letters"]] == [
+        ("ingest", True)
+    ] * 3
+    assert all(original and original.startswith(b"20") for _, _, original in tables["letters"])
+    assert b"acme/broken" not in tables["state"] and b"acme/api" in tables["state"]
