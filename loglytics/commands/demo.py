@@ -54,27 +54,27 @@ class DemoState:
     windows: int = 0
     window_lines: int = 0
     findings: dict[str, Finding] = field(default_factory=dict)
-    first_seen: dict[str, float] = field(default_factory=dict)  # finding id -> created_at
     tokens: Counter[str] = field(default_factory=Counter)
     deadletters: int = 0
     started: float = field(default_factory=time.time)
 
 
-def _incident_finding(
-    incident: Incident, start_wall: float, state: DemoState
-) -> tuple[Finding, float] | None:
-    """The first finding for the incident's tenant/source about a window overlapping it,
-    with the time it first appeared."""
+def _incident_finding(incident: Incident, start_wall: float, state: DemoState) -> Finding | None:
+    """The first finding for the incident's tenant/source about a window overlapping it.
+
+    A model verdict arrives as an update of the same finding and keeps its
+    `created_at`, so that is when the incident was found.
+    """
     begin = start_wall + incident.start
     matches = [
-        (f, state.first_seen.get(f.finding_id, f.created_at))
+        f
         for f in state.findings.values()
         if f.tenant == incident.tenant
         and f.source == incident.source
         and f.window_end > begin
         and f.window_start < start_wall + incident.end
     ]
-    return min(matches, key=lambda match: match[1], default=None)
+    return min(matches, key=lambda f: f.created_at, default=None)
 
 
 def _view(state: DemoState, progress: Progress, scenario: Scenario, start_wall: float) -> Group:
@@ -99,7 +99,7 @@ def _view(state: DemoState, progress: Progress, scenario: Scenario, start_wall: 
         found = _incident_finding(inc, start_wall, state)
         begin = start_wall + inc.start
         status = (
-            f"[green]after {found[1] - begin:.0f}s[/]"
+            f"[green]after {found.created_at - begin:.0f}s[/]"
             if found
             else ("[dim]not yet started[/]" if now < begin else "[yellow]watching[/]")
         )
@@ -130,9 +130,6 @@ async def _consume(bootstrap: str, state: DemoState, stop: asyncio.Event) -> Non
                             f = Finding.from_bytes(rec.value)
                         except DecodeError:
                             continue
-                        # A model verdict arrives as an update of the same finding; the
-                        # incident was found when the finding first appeared.
-                        state.first_seen.setdefault(f.finding_id, f.created_at)
                         state.findings[f.finding_id] = f
                     elif tp.topic == "usage":
                         try:
@@ -291,7 +288,7 @@ async def _run_demo(opts: argparse.Namespace, console: Console) -> dict[str, Any
     incidents = {}
     for inc in scenario.incidents:
         found = _incident_finding(inc, state.started, state)
-        after = found[1] - (state.started + inc.start) if found else None
+        after = found.created_at - (state.started + inc.start) if found else None
         incidents[inc.name] = {
             "tenant": inc.tenant,
             "source": inc.source,
@@ -300,7 +297,7 @@ async def _run_demo(opts: argparse.Namespace, console: Console) -> dict[str, Any
             # Where the time went: the incident's position in its first window, and the
             # pipeline's delay from the end of the window that showed it to the finding.
             "started_into_window_s": round((state.started + inc.start) % window, 1),
-            "after_window_end_s": round(found[1] - found[0].window_end, 1) if found else None,
+            "after_window_end_s": round(found.created_at - found.window_end, 1) if found else None,
         }
     return {
         "lines": state.lines,
