@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loglytics.prompts.registry import PROMPTS
 from loglytics.providers.tokens import estimate_tokens
+from loglytics.schemas import TASKS
 from loglytics.storage.plan import QueryPlan
+from loglytics.tasks import DATA_MODELS, HANDLERS, PROMPTS, REGISTRY
 from loglytics.tasks.base import reply_floor
 from loglytics.tasks.chat import ChatInput, fit
 from loglytics.tasks.compact import EntriesInput, compact, render_entry
 from loglytics.tasks.query import render_answer
+from loglytics.tasks.registry import check_registry
 from loglytics.tasks.summarize import grounded
 
 
@@ -92,3 +98,37 @@ def test_reply_floors_hold_each_schema_and_fit_the_context() -> None:
         floor = reply_floor(spec.output)
         assert 64 <= floor <= 400, (task, floor)
         assert estimate_tokens(spec.examples[0].assistant.model_dump_json()) < floor
+
+
+def test_task_registry_is_the_one_list_of_tasks() -> None:
+    """Every wire task has one spec, and every table of tasks is that registry's."""
+    names = tuple(spec.name for spec in REGISTRY)
+    assert names == TASKS
+    assert tuple(HANDLERS) == tuple(DATA_MODELS) == names
+    assert set(PROMPTS) == {s.name for s in REGISTRY if s.prompt is not None}
+    for spec in REGISTRY:
+        assert inspect.iscoroutinefunction(spec.handler), spec.name
+        assert spec.handler.__module__.startswith("loglytics.tasks."), spec.name
+        assert HANDLERS[spec.name] is spec.handler
+        assert DATA_MODELS[spec.name] is spec.output
+        # A task without a prompt is answered without an LLM: it has a body-less GET route
+        # and a structured reply; a task with a prompt is billed under its own name.
+        if spec.prompt is None:
+            assert spec.method == "GET" and spec.output is not None, spec.name
+        else:
+            assert spec.prompt.task == spec.name
+            assert spec.method == "POST", spec.name
+
+
+def test_task_registry_refuses_a_table_that_differs_from_the_wire_names() -> None:
+    specs = list(REGISTRY)
+    check_registry(specs, TASKS)
+    with pytest.raises(ValueError, match="declares"):
+        check_registry(specs[:-1], TASKS)  # a wire task without a handler
+    with pytest.raises(ValueError, match="declares"):
+        check_registry(specs, TASKS[:-1])  # a handler the wire does not name
+    with pytest.raises(ValueError, match="declares"):
+        check_registry([specs[1], specs[0], *specs[2:]], TASKS)
+    lent = dataclasses.replace(specs[1], prompt=specs[0].prompt)
+    with pytest.raises(ValueError, match="prompt of"):
+        check_registry([specs[0], lent, *specs[2:]], TASKS)

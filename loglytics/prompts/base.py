@@ -1,10 +1,11 @@
 """What every prompt is made of: a system prompt, few-shot examples and an output schema.
 
-One module per task holds its `PromptSpec`; the registry maps task names to
-them. Output models are bounded (every string has a max length, every list
-a max size) because a model stopped at `max_tokens` in the middle of an
-unbounded string produces JSON that cannot be parsed; `json_schema_for`
-checks this when the spec is built.
+One module per task holds its `PromptSpec`; `tasks.registry` pairs each with
+its task (`task` is also the label its LLM calls are accounted under). Output
+models are bounded (every string has a max length, every list a max size)
+because a model stopped at `max_tokens` in the middle of an unbounded string
+produces JSON that cannot be parsed; `json_schema_for` checks this when the
+spec is built.
 """
 
 from __future__ import annotations

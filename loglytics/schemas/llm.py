@@ -19,7 +19,10 @@ Task = Literal[
     "models",
     "health",
 ]
-TASKS: tuple[str, ...] = get_args(Task)
+"""The task names of the wire protocol. Declared here, below the handlers, for callers
+that name tasks without importing them; `tasks.registry` declares exactly these, in
+this order, and refuses to build otherwise."""
+TASKS: tuple[Task, ...] = get_args(Task)
 
 
 class LLMRequest(Record):

@@ -1,6 +1,16 @@
-"""On-demand task handlers: one module per task, `dispatch.HANDLERS` maps names to them."""
+"""On-demand task handlers: one module per task, all declared once in `registry.REGISTRY`."""
 
 from loglytics.tasks.base import TaskContext, TaskError, TaskResult
-from loglytics.tasks.dispatch import DATA_MODELS, HANDLERS, LLM_TASKS
+from loglytics.tasks.registry import DATA_MODELS, HANDLERS, PROMPTS, REGISTRY, Handler, TaskSpec
 
-__all__ = ["DATA_MODELS", "HANDLERS", "LLM_TASKS", "TaskContext", "TaskError", "TaskResult"]
+__all__ = [
+    "DATA_MODELS",
+    "HANDLERS",
+    "PROMPTS",
+    "REGISTRY",
+    "Handler",
+    "TaskContext",
+    "TaskError",
+    "TaskResult",
+    "TaskSpec",
+]

@@ -25,12 +25,11 @@ from faust.web import View
 
 from loglytics.app import app
 from loglytics.clients import ReplyTimeout, new_request_id
-from loglytics.schemas import TASKS, DecodeError, LLMRequest, LLMResponse
+from loglytics.schemas import DecodeError, LLMRequest, LLMResponse
+from loglytics.tasks import REGISTRY
 from loglytics.web.gateway import gateway
 
 API = "/api/v1/llm"
-GET_TASKS = ("models", "health")
-POST_TASKS = tuple(t for t in TASKS if t not in GET_TASKS)
 OPTION_KEYS = ("tenant", "max_tokens", "temperature")
 REPLY_TIMEOUT = 180.0
 MAX_BODY_BYTES = 4 << 20
@@ -193,11 +192,10 @@ def _register() -> None:
         name = "Llm" + "".join(part.title() for part in path.replace("/", "-").split("-"))
         app.page(f"{API}/{path}", name=name)(type(name, (base,), attrs))
 
-    for task in POST_TASKS:
-        page(task, TaskView, task=task)
-    page("chat/stream", TaskView, task="chat", stream=True)
-    for task in GET_TASKS:
-        page(task, InfoView, task=task)
+    for spec in REGISTRY:
+        page(spec.name, InfoView if spec.method == "GET" else TaskView, task=spec.name)
+        if spec.http_stream:
+            page(f"{spec.name}/stream", TaskView, task=spec.name, stream=True)
 
 
 _register()
