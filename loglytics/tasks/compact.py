@@ -41,10 +41,15 @@ class EntriesInput(BaseModel):
         return self
 
     def lines(self) -> list[str]:
-        out = [render_entry(e) for e in self.entries]
-        if self.text:
-            out.extend(self.text.splitlines())
-        return [line for line in (s.strip() for s in out) if line]
+        return entry_lines(self.entries, self.text)
+
+
+def entry_lines(entries: Iterable[str | Mapping[str, Any]], text: str | None) -> list[str]:
+    """The non-blank lines of `entries` (each rendered as one line) followed by `text`'s."""
+    out = [render_entry(e) for e in entries]
+    if text:
+        out.extend(text.splitlines())
+    return [line for line in (s.strip() for s in out) if line]
 
 
 def render_entry(entry: str | Mapping[str, Any]) -> str:
@@ -60,6 +65,8 @@ def render_entry(entry: str | Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class Compacted:
+    """The text sent to the model, and how many lines were given, distinct, kept and cut."""
+
     text: str
     given: int
     unique: int
@@ -69,14 +76,6 @@ class Compacted:
     @property
     def truncated(self) -> bool:
         return self.kept < self.unique or self.shortened > 0
-
-    def stats(self) -> dict[str, int]:
-        return {
-            "given": self.given,
-            "unique": self.unique,
-            "kept": self.kept,
-            "shortened": self.shortened,
-        }
 
 
 def _rank(line: str) -> int:

@@ -16,7 +16,7 @@ from loglytics.schemas import Finding
 from loglytics.storage.client import Client
 from loglytics.storage.queries import get_finding
 from loglytics.tasks.base import TaskContext, TaskResult, invalid_input, parse_input, percent
-from loglytics.tasks.compact import render_entry
+from loglytics.tasks.compact import entry_lines
 from loglytics.tasks.entries import read_entries, structured_result
 
 
@@ -34,10 +34,7 @@ class RootCauseInput(BaseModel):
         return self
 
     def lines(self) -> list[str]:
-        out = [render_entry(e) for e in self.entries]
-        if self.text:
-            out.extend(self.text.splitlines())
-        return [line for line in (s.strip() for s in out) if line]
+        return entry_lines(self.entries, self.text)
 
 
 def finding_lines(f: Finding) -> list[str]:
