@@ -8,14 +8,12 @@ tokens on indentation.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, Field
 
 from loglytics.prompts.base import FewShot, PromptSpec
-from loglytics.providers import structured_output
-
-Severity = Literal["low", "medium", "high", "critical"]
+from loglytics.schemas import Severity
 
 
 class Issue(BaseModel):
@@ -24,7 +22,6 @@ class Issue(BaseModel):
     message: str = Field(max_length=64)
 
 
-@structured_output
 class Analysis(BaseModel):
     summary: str = Field(max_length=100)
     issues: list[Issue] = Field(max_length=3)

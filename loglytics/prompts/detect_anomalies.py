@@ -10,7 +10,6 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from loglytics.prompts.base import FewShot, PromptSpec
-from loglytics.providers import structured_output
 
 
 class Anomaly(BaseModel):
@@ -19,7 +18,6 @@ class Anomaly(BaseModel):
     confidence: int = Field(ge=0, le=100, description="percent")
 
 
-@structured_output
 class DetectedAnomalies(BaseModel):
     anomalies: list[Anomaly] = Field(max_length=3)
     summary: str = Field(max_length=100)

@@ -6,22 +6,19 @@ them rather than count; `total_errors` is its sum. Bounds as in `analyze`.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, Field
 
 from loglytics.prompts.base import FewShot, PromptSpec
-from loglytics.providers import structured_output
+from loglytics.schemas import Severity
 
 
 class ErrorGroup(BaseModel):
     category: str = Field(max_length=20, description="e.g. database, network, auth, disk")
-    severity: Literal["low", "medium", "high", "critical"]
+    severity: Severity
     count: int = Field(ge=1, le=1_000_000)
     message: str = Field(max_length=64)
 
 
-@structured_output
 class DetectedErrors(BaseModel):
     errors: list[ErrorGroup] = Field(max_length=3)
     total_errors: int = Field(ge=0, le=10_000_000)

@@ -9,17 +9,16 @@ verdict adds judgement and wording, once per recurring pattern.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, Field
 
 from loglytics.prompts.base import FewShot, PromptSpec
+from loglytics.schemas import Severity
 
 
 class Verdict(BaseModel):
     ref: int = Field(ge=0, le=99, description="the candidate's number")
     category: str = Field(max_length=32, description="e.g. database, network, memory, latency")
-    severity: Literal["low", "medium", "high", "critical"]
+    severity: Severity
     title: str = Field(max_length=60)
     summary: str = Field(max_length=140)
     recommendation: str = Field(max_length=90)

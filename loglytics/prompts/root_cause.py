@@ -11,10 +11,8 @@ from typing import Annotated
 from pydantic import BaseModel, Field
 
 from loglytics.prompts.base import FewShot, PromptSpec
-from loglytics.providers import structured_output
 
 
-@structured_output
 class RootCause(BaseModel):
     root_cause: str = Field(max_length=120)
     category: str = Field(max_length=24, description="e.g. database, network, config, capacity")

@@ -12,10 +12,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field
 
 from loglytics.prompts.base import FewShot, PromptSpec
-from loglytics.providers import structured_output
 
 
-@structured_output
 class SummaryNotes(BaseModel):
     headline: str = Field(max_length=100)
     highlights: list[Annotated[str, Field(max_length=80)]] = Field(max_length=3)
