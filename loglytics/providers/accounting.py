@@ -1,0 +1,164 @@
+"""Quota holds and usage records: what every pool call is charged, however it ends.
+
+Why its own object, given only the ledger, the usage callback and the
+metrics: charging must not depend on how a reply was produced (provider,
+cache, stream, repair), only on what the call consumed, which `PoolCall`
+carries. A call reserves its worst case before anything else, and its
+`Booking` settles or releases that hold and emits one `UsageRecord`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from loglytics.providers.calls import PoolCall
+from loglytics.providers.errors import PoolError
+from loglytics.providers.metrics import PoolMetrics
+from loglytics.providers.quota import QuotaLedger, Reservation
+from loglytics.providers.results import PoolResult
+from loglytics.providers.tokens import usage_from
+from loglytics.schemas import UsageRecord
+
+log = logging.getLogger(__name__)
+
+UsageCallback = Callable[[UsageRecord], Awaitable[None]]
+
+
+class Accounting:
+    """Reserves before a call, books after it; owns the records still being emitted."""
+
+    def __init__(
+        self, ledger: QuotaLedger | None, on_usage: UsageCallback | None, metrics: PoolMetrics
+    ) -> None:
+        self.ledger = ledger
+        self._on_usage = on_usage
+        self.metrics = metrics
+        self._background: set[asyncio.Task[None]] = set()
+
+    def reserve(self, call: PoolCall) -> Reservation | None:
+        """Hold the call's worst case, or raise `QuotaExceeded` (counted) with nothing held."""
+        if self.ledger is None:
+            return None
+        try:
+            return self.ledger.reserve(call.tenant, call.tier, call.reserve_tokens)
+        except PoolError as exc:
+            self.metrics.calls.labels(call.tier, call.task, "", exc.error).inc()
+            self.metrics.errors.labels("", exc.error).inc()
+            raise
+
+    def book(self, call: PoolCall, reservation: Reservation | None) -> Booking:
+        """The context a call runs in; leaving it settles the reservation and reports usage."""
+        return Booking(self, call, reservation)
+
+    def settle(self, reservation: Reservation | None, tokens: int | None) -> None:
+        """Charge `tokens`, or release the hold uncharged when `tokens` is None."""
+        if reservation is None or self.ledger is None:
+            return
+        if tokens is None:
+            self.ledger.release(reservation)
+        else:
+            self.ledger.settle(reservation, tokens)
+
+    async def emit(self, record: UsageRecord) -> None:
+        """Hand the record to `on_usage`; a failing sink is logged, never raised."""
+        if self._on_usage is None:
+            return
+        try:
+            await self._on_usage(record)
+        except Exception:  # accounting sinks must not fail the call they account for
+            log.exception("on_usage callback failed for request %r", record.request_id)
+
+    def emit_later(self, record: UsageRecord) -> None:
+        """Emit in the background (the call was cancelled and must not await anything)."""
+        task = asyncio.ensure_future(self.emit(record))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Wait for records still being emitted in the background."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+
+def _outcome(exc: BaseException | None, hit: PoolResult | None) -> str:
+    """The `outcome` label of a finished call."""
+    if isinstance(exc, PoolError):
+        return exc.error
+    if exc is not None:
+        cancelled = isinstance(exc, asyncio.CancelledError | GeneratorExit)
+        return "cancelled" if cancelled else "internal"
+    return "cached" if hit is not None else "ok"
+
+
+class Booking:
+    """Settles the reservation and emits the usage record however the call ends.
+
+    Served (or cached) calls are charged and reported, failures that consumed
+    tokens (e.g. `InvalidOutput`, a stream cut short) too; calls that reached
+    no model release their hold uncharged. A cancelled call's record is
+    emitted in the background.
+    """
+
+    def __init__(
+        self, accounting: Accounting, call: PoolCall, reservation: Reservation | None
+    ) -> None:
+        self._accounting = accounting
+        self.call = call
+        self.reservation = reservation
+        self.hit: PoolResult | None = None
+
+    async def __aenter__(self) -> Booking:
+        return self
+
+    def _charged_to(self) -> tuple[str, str]:
+        """(provider, model) the call is charged to; ("", "") when it reached no model."""
+        call, hit = self.call, self.hit
+        if call.served is not None:
+            return call.served.provider, call.served.model
+        if hit is not None:
+            return hit.provider, hit.model
+        if call.partial:
+            # A stream that stopped early (consumer left, or the server broke off):
+            # what was generated was still generated, so charge an estimate.
+            text = "".join(call.partial)
+            call.usage = usage_from(None, None, messages=call.request.messages, text=text)
+            return call.partial_from
+        return "", ""
+
+    def _record(self, provider: str, model: str) -> UsageRecord:
+        call = self.call
+        return UsageRecord(
+            tenant=call.tenant,
+            tier=call.tier,
+            task=call.task,
+            provider=provider,
+            model=model,
+            prompt_tokens=call.usage.prompt_tokens,
+            completion_tokens=call.usage.completion_tokens,
+            estimated=call.usage.estimated,
+            cached=self.hit is not None,
+            latency_ms=(time.perf_counter() - call.started) * 1000.0,
+            ts=time.time(),
+            request_id=call.request_id,
+        )
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        call, accounting = self.call, self._accounting
+        metrics = accounting.metrics
+        if isinstance(exc, PoolError):
+            metrics.errors.labels(call.served.provider if call.served else "", exc.error).inc()
+        provider, model = self._charged_to()
+        metrics.calls.labels(call.tier, call.task, provider, _outcome(exc, self.hit)).inc()
+        accounting.settle(self.reservation, call.usage.total if provider else None)
+        if not provider:
+            return
+        record = self._record(provider, model)
+        if exc is not None and not isinstance(exc, Exception):
+            accounting.emit_later(record)
+            return
+        await accounting.emit(record)
