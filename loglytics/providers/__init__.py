@@ -19,8 +19,9 @@ from loglytics.providers.errors import (
 )
 from loglytics.providers.ollama import OllamaProvider
 from loglytics.providers.openai import OpenAIProvider
-from loglytics.providers.pool import LLMPool, PoolResult, PoolStreamEvent, RetryPolicy
+from loglytics.providers.pool import LLMPool
 from loglytics.providers.quota import QuotaLedger, Reservation
+from loglytics.providers.results import PoolResult, PoolStreamEvent, RetryPolicy
 from loglytics.providers.structured import json_schema_for, parse_output, structured_output
 
 __all__ = [
