@@ -484,3 +484,28 @@ async def test_stream_left_early_is_charged_and_frees_the_slot(fake: FakeOpenAI)
     assert again.provider == "good"
     assert records[0].estimated and records[0].completion_tokens == 2  # "{"ver" = 5 chars
     assert ledger.usage("t")["calls"] == 2 and ledger.usage("t")["tokens"] > 14
+
+
+async def test_stream_is_retried_like_complete_before_its_first_delta(fake: FakeOpenAI) -> None:
+    async with FakeOpenAI(Step(status=503), Step(status=429), Step(), name="flaky") as flaky:
+        pool = make_pool(flaky.provider(), fake.provider())
+        events = [e async for e in pool.stream(tenant="t", tier="free", task="chat", messages=MSGS)]
+        errors = pool.registry.get_sample_value(
+            "loglytics_llm_errors_total", {"provider": "flaky", "kind": "http_5xx"}
+        )
+        await pool.stop()
+    final = events[-1]
+    assert isinstance(final, PoolResult) and final.provider == "flaky" and final.text == OK_JSON
+    assert flaky.hits == 3 and fake.hits == 0 and errors == 1
+
+
+async def test_slow_stream_falls_back_within_one_timeout(fake: FakeOpenAI) -> None:
+    async with FakeOpenAI(Step(delay=5.0), name="slow") as slow:
+        pool = make_pool(slow.provider(), fake.provider(), timeout=0.6)
+        began = time.perf_counter()
+        events = [e async for e in pool.stream(tenant="t", tier="pro", task="chat", messages=MSGS)]
+        elapsed = time.perf_counter() - began
+        await pool.stop()
+    final = events[-1]
+    assert isinstance(final, PoolResult) and final.provider == "good"
+    assert 0.6 <= elapsed < 1.2 and slow.hits == 1

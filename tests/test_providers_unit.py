@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from loglytics.providers import (
     CircuitBreaker,
     CircuitState,
+    OpenAIProvider,
     QuotaExceeded,
     QuotaLedger,
     RetryPolicy,
@@ -24,6 +25,7 @@ from loglytics.providers import (
     structured_output,
 )
 from loglytics.providers.cache import TTLCache, cache_key
+from loglytics.providers.catalog import PROVIDER_SPECS, ProviderSpec
 from loglytics.providers.tokens import estimate_messages, estimate_tokens, usage_from
 
 Short = Annotated[str, Field(max_length=40)]
@@ -228,3 +230,9 @@ def test_cache_is_lru_and_expires() -> None:
     assert cache.get("a") is None and len(cache) == 1
     assert cache_key(a=1, b=[1, 2]) == cache_key(b=[1, 2], a=1) != cache_key(a=2, b=[1, 2])
     assert not TTLCache(0, 10).enabled
+
+
+def test_provider_table_refuses_a_misspelt_settings_field() -> None:
+    assert [spec.name for spec in PROVIDER_SPECS] == ["vllm", "ollama", "embedded"]
+    with pytest.raises(ValueError, match="vlm_base_url"):
+        ProviderSpec("vllm", "vlm_base_url", "vllm_model", None, OpenAIProvider, 4, ("pro",))
