@@ -1,8 +1,8 @@
 """The Faust app, configured from the one settings object.
 
-This is the only global mutable state in the package (Faust requires it).
-Agents, topics and tables register on it from their own modules; importing
-`loglytics.agents` registers them all.
+The app is the only mutable state shared by a worker's stages (Faust requires
+one). It is built by `loglytics.worker.build_worker`, which then registers
+every stage's agents, tables and timers on it; nothing is built at import.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from loglytics.partitioning import (
     CoPartitionedTable,
     tenant_partitioner,
 )
-from loglytics.settings import Settings, get_settings
+from loglytics.settings import Settings
 
 
 def create_app(settings: Settings) -> faust.App:
+    """A Faust app configured from the settings (its data directory is created here)."""
     embedded = settings.embedded_kafka or settings.kafka_embedded
     broker = settings.kafka_bootstrap_servers or "127.0.0.1:9092"
     datadir = settings.state_dir / "faust"
@@ -56,6 +57,3 @@ def create_app(settings: Settings) -> faust.App:
         table_cleanup_interval=30.0,
         logging_config=None,
     )
-
-
-app: faust.App = create_app(get_settings())

@@ -189,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         _ensure_stack_for_worker()
         if not any(a.startswith(("-l", "--loglevel")) for a in args_list):
             args_list += ["-l", get_settings().log_level.lower()]
-    from loglytics.agents import app
+    from loglytics.worker import build_worker
 
     sys.argv = ["loglytics", *args_list]
-    app.main()
+    build_worker(get_settings()).app.main()

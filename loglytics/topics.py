@@ -1,24 +1,26 @@
-"""Every topic, declared once: name, partitions, key and value types, retention.
+"""Every topic, declared once: name, key, value, retention, compaction.
 
-Values travel as raw bytes and are decoded by the agents with the strict
-codecs in `loglytics.schemas`, so that a malformed message becomes a dead
-letter with a reason instead of a crash inside Faust's deserializer.
+The specs are plain data, so commands and clients that only produce or read
+a topic never build a Faust app; `declare` turns them into the worker's
+Faust topics. Values travel as raw bytes and are decoded by the agents with
+the strict codecs in `loglytics.schemas`, so that a malformed message becomes
+a dead letter with a reason instead of a crash inside Faust's deserializer.
 Keys are `tenant/source` (or `tenant`, or `request_id` for replies) so one
 tenant's data stays ordered on one partition.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import timedelta
 
 import faust
 
-from loglytics.app import app
-
 
 @dataclass(frozen=True)
 class TopicSpec:
+    """One topic's name, what its keys and values are, and how long Kafka keeps it."""
+
     name: str
     key: str
     value: str
@@ -39,6 +41,21 @@ USAGE = TopicSpec("usage", "tenant", "UsageRecord", timedelta(days=90))
 TENANTS = TopicSpec("tenants", "tenant", "TenantRecord", compacted=True)
 DEADLETTER = TopicSpec("deadletter", "stage", "DeadLetter", timedelta(days=30))
 
+
+@dataclass(frozen=True)
+class Topics:
+    """The worker's Faust topics, one field per spec above (same order)."""
+
+    raw_logs: faust.TopicT
+    windows: faust.TopicT
+    findings: faust.TopicT
+    requests: faust.TopicT
+    responses: faust.TopicT
+    usage: faust.TopicT
+    tenants: faust.TopicT
+    deadletter: faust.TopicT
+
+
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     RAW_LOGS,
     WINDOWS,
@@ -51,25 +68,22 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
 )
 
 
-def _declare(spec: TopicSpec) -> faust.TopicT:
-    return app.topic(
-        spec.name,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=app.conf.topic_partitions,
-        retention=spec.retention,
-        compacting=spec.compacted or None,
-        internal=True,
-    )
+def declare(app: faust.App) -> Topics:
+    """The app's Faust topic for every spec, in `Topics`' field order."""
 
+    def one(spec: TopicSpec) -> faust.TopicT:
+        return app.topic(
+            spec.name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=app.conf.topic_partitions,
+            retention=spec.retention,
+            compacting=spec.compacted or None,
+            internal=True,
+        )
 
-raw_logs_topic = _declare(RAW_LOGS)
-windows_topic = _declare(WINDOWS)
-findings_topic = _declare(FINDINGS)
-requests_topic = _declare(REQUESTS)
-responses_topic = _declare(RESPONSES)
-usage_topic = _declare(USAGE)
-tenants_topic = _declare(TENANTS)
-deadletter_topic = _declare(DEADLETTER)
+    names = [f.name for f in fields(Topics)]
+    assert len(names) == len(ALL_TOPICS)
+    return Topics(**{name: one(spec) for name, spec in zip(names, ALL_TOPICS, strict=True)})

@@ -17,14 +17,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from loglytics.ingestion import Decoded, SourcePipeline
+from loglytics.ingest.pipeline import Decoded, SourcePipeline
 from loglytics.mining import TemplateMiner
 from loglytics.parsing import FORMATS, LineParser
 from loglytics.parsing.layouts import RegexLayout
 from loglytics.parsing.loghub import SYSTEMS, load
 from loglytics.parsing.timestamps import TimestampCache, parse_timestamp, parse_timestamps
 from loglytics.synthetic import mixed_lines
-from loglytics.windowing import MinedLine
+from loglytics.ingest.windows import MinedLine
 
 T0 = 1_796_000_000.0
 

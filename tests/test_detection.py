@@ -9,11 +9,11 @@ from loglytics.bench.detection import BATCH, TENANT, load_bgl
 from loglytics.detection.findings import build_finding, candidates
 from loglytics.detection.judge import RULES, judge
 from loglytics.detection.signals import compute_signals, new_baseline, update_baseline
-from loglytics.ingestion import Decoded, SourcePipeline
+from loglytics.ingest.pipeline import Decoded, SourcePipeline
 from loglytics.prompts.detection import Verdict, Verdicts
 from loglytics.providers import NoProviderAvailable, PoolResult
 from loglytics.schemas import NumericStats, TemplateCount, TokenUsage, WindowDigest
-from loglytics.windowing import add_lines, closable, new_source_state, to_digest
+from loglytics.ingest.windows import add_lines, closable, new_source_state, to_digest
 
 
 def digest(start: float, templates: list[TemplateCount]) -> WindowDigest:

@@ -13,10 +13,10 @@ from typing import Any
 import orjson
 import pytest
 
-from loglytics.agents import ingest as ingest_agent
-from loglytics.agents.ingest import IngestStage, SourceWork
-from loglytics.ingestion import Decoded, SourcePipeline
-from loglytics.windowing import new_source_state
+from loglytics.ingest import IngestStage, SourceWork
+from loglytics.ingest.pipeline import Decoded, SourcePipeline
+from loglytics.ingest.windows import new_source_state
+from loglytics.settings import Settings, load_settings
 
 T0 = float(int(time.time() - 3600) // 60 * 60)
 
@@ -38,7 +38,7 @@ def _lines(start: float, n: int) -> list[str]:
 
 
 def test_a_batch_is_windowed_and_replays_are_skipped() -> None:
-    stage = IngestStage()
+    stage = _stage()
     # 90 s of lines: the first minute's window closes once the watermark (newest stamp
     # minus the allowed lateness, 10 s by default) passes its end.
     work = _work("api", [(_lines(T0, 40), 5), (_lines(T0 + 40, 50), 6)])
@@ -58,7 +58,7 @@ def test_a_batch_is_windowed_and_replays_are_skipped() -> None:
 
 
 def test_a_failing_source_is_kept_apart(monkeypatch: pytest.MonkeyPatch) -> None:
-    stage = IngestStage()
+    stage = _stage()
     broken, fine = _work("broken", [(_lines(T0, 10), 1)]), _work("fine", [(_lines(T0, 10), 1)])
 
     def boom(*args: Any, **kwargs: Any) -> Any:
@@ -81,21 +81,40 @@ class _Topic:
 
 
 @pytest.fixture
-def tables(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """The stage's tables, topic and dead-lettering replaced by in-memory recorders."""
+def tables() -> dict[str, Any]:
+    """The stage's tables, topic and dead-lettering as in-memory recorders."""
     state: dict[bytes, Any] = {}
     templates: dict[bytes, Any] = {}
     topic = _Topic()
     letters: list[tuple[str, str, bytes | None]] = []
 
-    async def dead_letter(stage: str, reason: str, event: Any, original: bytes | None) -> None:
+    async def dead_letter(
+        stage: str, reason: str, event: Any, original: bytes | None = None
+    ) -> None:
         letters.append((stage, reason, original))
 
-    monkeypatch.setattr(ingest_agent, "ingest_state", state)
-    monkeypatch.setattr(ingest_agent, "template_table", templates)
-    monkeypatch.setattr(ingest_agent, "windows_topic", topic)
-    monkeypatch.setattr(ingest_agent, "dead_letter", dead_letter)
-    return {"state": state, "templates": templates, "topic": topic, "letters": letters}
+    return {
+        "state": state,
+        "templates": templates,
+        "topic": topic,
+        "letters": letters,
+        "dead_letter": dead_letter,
+    }
+
+
+def _stage(tables: dict[str, Any] | None = None, settings: Settings | None = None) -> IngestStage:
+    """A stage over the recorders (or over throwaway ones, for the compute-only tests)."""
+
+    async def drop(stage: str, reason: str, event: Any, original: bytes | None = None) -> None:
+        raise AssertionError(f"unexpected dead letter: {stage}: {reason}")
+
+    return IngestStage(
+        settings or load_settings(),
+        state_table=tables["state"] if tables else {},
+        template_table=tables["templates"] if tables else {},
+        windows_out=tables["topic"] if tables else _Topic(),
+        dead_letter=tables["dead_letter"] if tables else drop,
+    )
 
 
 def _groups(*sources: str) -> dict[str, list[tuple[Decoded, int, int]]]:
@@ -106,7 +125,7 @@ def _groups(*sources: str) -> dict[str, list[tuple[Decoded, int, int]]]:
 
 
 async def test_absorb_writes_rows_and_emits_closed_windows(tables: dict[str, Any]) -> None:
-    stage = IngestStage()
+    stage = _stage(tables)
     await stage.absorb(_groups("api"))
     row = tables["state"][b"acme/api"]
     assert row["offsets"] == {"0": 2} and "activity" in row
@@ -118,7 +137,7 @@ async def test_absorb_writes_rows_and_emits_closed_windows(tables: dict[str, Any
 async def test_a_source_that_cannot_be_restored_is_dead_lettered(
     tables: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    stage = IngestStage()
+    stage = _stage(tables)
     real = stage.pipeline
 
     def pipeline(tenant: str, source: str) -> SourcePipeline:

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from loglytics.ingestion import (
+from loglytics.ingest.pipeline import (
     EARLIEST_PLAUSIBLE_TS,
     Decoded,
     Rejected,
@@ -25,7 +25,7 @@ from loglytics.ingestion import (
     decode_message,
 )
 from loglytics.schemas import BatchEvent, LogBatch, LogEvent
-from loglytics.windowing import (
+from loglytics.ingest.windows import (
     MAX_EXEMPLAR_CHARS,
     MAX_EXEMPLARS,
     MAX_NUMERIC_POSITIONS,

@@ -27,7 +27,7 @@ import orjson
 from loglytics.bench import json_line
 from loglytics.embedded import stack as embedded_stack
 from loglytics.embedded.worker import WorkerProcess
-from loglytics.ingestion import Decoded, SourcePipeline
+from loglytics.ingest.pipeline import Decoded, SourcePipeline
 from loglytics.kafka_admin import consumer_lag, read_topic
 from loglytics.prompts.detection import DETECTION
 from loglytics.providers.tokens import estimate_messages, estimate_tokens

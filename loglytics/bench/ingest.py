@@ -144,8 +144,8 @@ def hot_path(opts: argparse.Namespace) -> dict[str, Any]:
     miners' shape caches, up to their caps (`MinerConfig.max_shape_cache` per
     source).
     """
-    from loglytics.ingestion import Decoded, SourcePipeline, decode_message
-    from loglytics.windowing import add_batch, closable, new_source_state
+    from loglytics.ingest.pipeline import Decoded, SourcePipeline, decode_message
+    from loglytics.ingest.windows import add_batch, closable, new_source_state
 
     settings = load_settings()
     start_ts = float(int(time.time() - 2 * 3600) // 60 * 60)

@@ -1,1 +1,10 @@
-"""Detection: deterministic signals, findings from them, and LLM judgement once per pattern."""
+"""The detection stage: deterministic signals, findings from them, and LLM judgement once per pattern.
+
+`agent` (on top) declares the stage on a worker's app; `stage` runs one
+source's digests through `signals` (against its baseline), `findings` and
+`judge`.
+"""
+
+from loglytics.detection.agent import register
+
+__all__ = ["register"]

@@ -19,15 +19,15 @@ import math
 from contextlib import aclosing
 from typing import Any, ClassVar
 
+import faust
 import orjson
 from aiohttp import web
 from faust.web import View
 
-from loglytics.app import app
 from loglytics.clients import ReplyTimeout, new_request_id
 from loglytics.schemas import DecodeError, LLMRequest, LLMResponse
 from loglytics.tasks import REGISTRY
-from loglytics.web.gateway import gateway
+from loglytics.web.gateway import Gateway
 
 API = "/api/v1/llm"
 OPTION_KEYS = ("tenant", "max_tokens", "temperature")
@@ -117,7 +117,7 @@ def build_request(
         raise ApiError(400, "invalid_input", exc.reason) from None
 
 
-async def call(llm_request: LLMRequest) -> web.Response:
+async def call(gateway: Gateway, llm_request: LLMRequest) -> web.Response:
     client = await gateway.client()
     try:
         reply = await client.call(llm_request, REPLY_TIMEOUT)
@@ -126,7 +126,9 @@ async def call(llm_request: LLMRequest) -> web.Response:
     return reply_response(reply)
 
 
-async def call_streaming(request: web.Request, llm_request: LLMRequest) -> web.StreamResponse:
+async def call_streaming(
+    gateway: Gateway, request: web.Request, llm_request: LLMRequest
+) -> web.StreamResponse:
     """NDJSON: the status is chosen by the first reply (an early error is a plain error)."""
     client = await gateway.client()
     async with aclosing(client.stream(llm_request, REPLY_TIMEOUT)) as replies:
@@ -158,6 +160,7 @@ class TaskView(View):
 
     task: ClassVar[str] = ""
     stream: ClassVar[bool] = False
+    gateway: ClassVar[Gateway]
 
     async def post(self, request: web.Request, **kwargs: Any) -> web.StreamResponse:
         try:
@@ -167,14 +170,15 @@ class TaskView(View):
         except ApiError as exc:
             return error_response(exc.status, exc.error, exc.message)
         if self.stream:
-            return await call_streaming(request, llm_request)
-        return await call(llm_request)
+            return await call_streaming(self.gateway, request, llm_request)
+        return await call(self.gateway, llm_request)
 
 
 class InfoView(View):
     """GET /api/v1/llm/models and /health (no body; the tenant from X-Tenant or ?tenant=)."""
 
     task: ClassVar[str] = ""
+    gateway: ClassVar[Gateway]
 
     async def get(self, request: web.Request, **kwargs: Any) -> web.StreamResponse:
         body: dict[str, Any] = {}
@@ -184,18 +188,17 @@ class InfoView(View):
             llm_request = build_request(request, self.task, body)
         except ApiError as exc:
             return error_response(exc.status, exc.error, exc.message)
-        return await call(llm_request)
+        return await call(self.gateway, llm_request)
 
 
-def _register() -> None:
+def register(app: faust.App, gateway: Gateway) -> None:
+    """One view class per route, each bound to the worker's gateway client."""
+
     def page(path: str, base: type[View], **attrs: Any) -> None:
         name = "Llm" + "".join(part.title() for part in path.replace("/", "-").split("-"))
-        app.page(f"{API}/{path}", name=name)(type(name, (base,), attrs))
+        app.page(f"{API}/{path}", name=name)(type(name, (base,), {**attrs, "gateway": gateway}))
 
     for spec in REGISTRY:
         page(spec.name, InfoView if spec.method == "GET" else TaskView, task=spec.name)
         if spec.http_stream:
             page(f"{spec.name}/stream", TaskView, task=spec.name, stream=True)
-
-
-_register()

@@ -10,14 +10,14 @@ import asyncio
 
 from mode import Service
 
-from loglytics.app import app
 from loglytics.clients import RequestClient
-from loglytics.settings import get_settings
+from loglytics.settings import Settings
 
 
 class Gateway(Service):
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings) -> None:
         super().__init__()
+        self.settings = settings
         self._client: RequestClient | None = None
         self._lock = asyncio.Lock()
 
@@ -25,7 +25,7 @@ class Gateway(Service):
         if self._client is None:
             async with self._lock:
                 if self._client is None:
-                    settings = get_settings()
+                    settings = self.settings
                     bootstrap = settings.kafka_bootstrap_servers or "127.0.0.1:9092"
                     client = RequestClient(bootstrap, partitions=settings.topic_partitions)
                     await client.start()
@@ -36,7 +36,3 @@ class Gateway(Service):
         if self._client is not None:
             await self._client.stop()
             self._client = None
-
-
-gateway = Gateway()
-app.service(gateway)  # type: ignore[arg-type]

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import faust
 from aiohttp import web
 from faust.web import View
-from prometheus_client import REGISTRY, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from loglytics.agents.runtime import runtime
-from loglytics.app import app
 
+def register(app: faust.App, registry: CollectorRegistry) -> None:
+    """Serve the worker's registry and the process-wide one at `/metrics`."""
 
-@app.page("/metrics")
-class MetricsView(View):
-    async def get(self, request: web.Request, **kwargs: Any) -> web.Response:
-        body = generate_latest(runtime.registry) + generate_latest(REGISTRY)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    class MetricsView(View):
+        async def get(self, request: web.Request, **kwargs: Any) -> web.Response:
+            body = generate_latest(registry) + generate_latest(REGISTRY)
+            return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app.page("/metrics", name="metrics")(MetricsView)

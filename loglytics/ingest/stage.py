@@ -1,7 +1,7 @@
-"""The ingest agent: `logs.raw` in, window digests out (through `loglytics.agents.windows`).
+"""The ingest stage's per-worker state and its batch step: raw messages in, digests out.
 
-It takes events in batches and touches each tenant/source's table rows once
-per batch, so the changelog (and the producer) pay per batch, not per line;
+The agent (`loglytics.ingest.agent`) takes events in batches and touches each
+tenant/source's table rows once per batch, so the changelog (and the producer) pay per batch, not per line;
 a template's own row is written only when the template changes shape.
 Replayed messages (offset at or below the one recorded in the state) are
 skipped, which makes a crash-and-restart count every line exactly once.
@@ -12,23 +12,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Protocol
 
 import orjson
-from faust.types import EventT, StreamT
 
-from loglytics.agents.deadletters import dead_letter
-from loglytics.agents.state import ingest_state, template_table
-from loglytics.app import app
-from loglytics.ingestion import Decoded, Rejected, SourcePipeline, decode_message
+from loglytics.deadletters import DeadLetterFn
+from loglytics.ingest.pipeline import Decoded, SourcePipeline
+from loglytics.ingest.windows import add_batch, closable, new_source_state, to_digest
 from loglytics.mining import TemplateState
 from loglytics.partitioning import source_key, state_key
 from loglytics.schemas import WindowDigest
-from loglytics.settings import get_settings
-from loglytics.topics import raw_logs_topic, windows_topic
-from loglytics.windowing import add_batch, closable, new_source_state, to_digest
+from loglytics.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +34,22 @@ log = logging.getLogger(__name__)
 BATCH_EVENTS = 512
 BATCH_WITHIN = 0.25
 
+Message = tuple[Decoded, int, int]
+"""A decoded message with the partition and offset it came from."""
+
+
+class DigestOut(Protocol):
+    """Where digests go: the `logs.windows` topic (its producer buffer), or a test's recorder."""
+
+    def send_soon(self, *, key: bytes, value: bytes) -> Any: ...
+
 
 @dataclass(slots=True)
 class SourceWork:
     """One tenant/source's share of a batch: its inputs, and what `compute` made of them."""
 
     key: str
-    messages: list[tuple[Decoded, int, int]]
+    messages: list[Message]
     state: dict[str, Any]
     pipe: SourcePipeline
     lines: int = 0
@@ -57,8 +62,20 @@ class SourceWork:
 class IngestStage:
     """Per-worker parsing/mining pipelines, rebuilt from the tables after a restart or rebalance."""
 
-    def __init__(self) -> None:
-        self.settings = get_settings()
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        state_table: MutableMapping[bytes, Any],
+        template_table: MutableMapping[bytes, Any],
+        windows_out: DigestOut,
+        dead_letter: DeadLetterFn,
+    ) -> None:
+        self.settings = settings
+        self.state_table = state_table
+        self.template_table = template_table
+        self.windows = windows_out
+        self.dead_letter = dead_letter
         self.pipelines: dict[str, SourcePipeline] = {}
         self.last_arrival: dict[str, float] = {}
         self.lines_in = 0
@@ -72,10 +89,10 @@ class IngestStage:
             prefix = (key + "#").encode()
             states = [
                 TemplateState.from_dict(v)
-                for k, v in template_table.items()
+                for k, v in self.template_table.items()
                 if isinstance(k, bytes) and k.startswith(prefix) and v
             ]
-            saved = ingest_state.get(key.encode()) or {}
+            saved = self.state_table.get(key.encode()) or {}
             pipe = SourcePipeline(
                 tenant,
                 source,
@@ -107,9 +124,7 @@ class IngestStage:
 
         for win in wins:
             digest: WindowDigest = to_digest(tenant, source, win, closed_by, template_of)
-            windows_topic.send_soon(
-                key=source_key(tenant, source).encode(), value=digest.to_bytes()
-            )
+            self.windows.send_soon(key=source_key(tenant, source).encode(), value=digest.to_bytes())
             self.windows_out += 1
 
     def compute(self, work: list[SourceWork], arrival: float) -> None:
@@ -146,7 +161,7 @@ class IngestStage:
             except Exception as exc:  # kept for `absorb`, which dead-letters the messages
                 item.error = exc
 
-    async def absorb(self, groups: dict[str, list[tuple[Decoded, int, int]]]) -> None:
+    async def absorb(self, groups: dict[str, list[Message]]) -> None:
         """One batch: table reads, then `compute`, then table writes and emits.
 
         The table rows of each tenant/source are read and written once per batch.
@@ -157,7 +172,7 @@ class IngestStage:
         work: list[SourceWork] = []
         for key, messages in groups.items():
             try:
-                state = ingest_state.get(key.encode()) or new_source_state()
+                state = self.state_table.get(key.encode()) or new_source_state()
                 pipe = self.pipeline(messages[0][0].tenant, messages[0][0].source)
             except Exception as exc:
                 await self._give_up(key, messages, exc)
@@ -184,19 +199,17 @@ class IngestStage:
         for tpl in item.templates:
             tkey = state_key(tenant, source, tpl.template_id).encode()
             if tpl.evicted:
-                template_table.pop(tkey, None)  # capped out: its key goes too (bounded state)
+                self.template_table.pop(tkey, None)  # capped out: its key goes too (bounded state)
             else:
-                template_table[tkey] = tpl.to_dict()
-        ingest_state[item.key.encode()] = item.state
+                self.template_table[tkey] = tpl.to_dict()
+        self.state_table[item.key.encode()] = item.state
 
-    async def _give_up(
-        self, key: str, messages: list[tuple[Decoded, int, int]], exc: BaseException
-    ) -> None:
+    async def _give_up(self, key: str, messages: list[Message], exc: BaseException) -> None:
         """A bug must not stop the stream: dead-letter the source's messages of this batch."""
         log.error("ingest failed for %s", key, exc_info=exc)
         self.pipelines.pop(key, None)  # its miner may be half-updated: rebuild from the tables
         for message, _partition, _offset in messages:
-            await dead_letter(
+            await self.dead_letter(
                 "ingest", f"internal error: {exc!r}", None, "\n".join(message.lines).encode()
             )
 
@@ -209,7 +222,7 @@ class IngestStage:
                 if now - seen < idle_after:
                     continue
                 bkey = key.encode()
-                state = ingest_state.get(bkey)
+                state = self.state_table.get(bkey)
                 del self.last_arrival[key]
                 if not state or not state["windows"]:
                     continue
@@ -219,45 +232,7 @@ class IngestStage:
                     self.emit(tenant, source, closed, "idle")
                 except Exception as exc:  # the timer must keep ticking for the other sources
                     log.exception("closing the idle windows of %s failed", key)
-                    await dead_letter(
+                    await self.dead_letter(
                         "windows", f"internal error: {exc!r}", None, orjson.dumps(closed)
                     )
-                ingest_state[bkey] = state
-
-
-stage = IngestStage()
-
-
-@app.agent(raw_logs_topic)
-async def ingest(stream: StreamT[bytes]) -> None:
-    """Consume raw logs in batches; bad messages go to `deadletter`, never crash the agent."""
-    # `take_events` exists on faust's Stream, not on its StreamT protocol.
-    batches = stream.take_events(BATCH_EVENTS, within=BATCH_WITHIN)  # type: ignore[attr-defined]
-    async for events in batches:
-        groups: dict[str, list[tuple[Decoded, int, int]]] = defaultdict(list)
-        for event in events:
-            await _decode_into(event, groups)
-        if groups:
-            await stage.absorb(groups)
-
-
-async def _decode_into(
-    event: EventT[Any], groups: dict[str, list[tuple[Decoded, int, int]]]
-) -> None:
-    msg = event.message
-    value = msg.value if isinstance(msg.value, bytes) else None
-    key = msg.key if isinstance(msg.key, bytes) else None
-    result = decode_message(key, value, msg.headers)
-    if isinstance(result, Rejected):
-        await dead_letter("ingest", result.reason, event)
-        return
-    groups[source_key(result.tenant, result.source)].append((result, msg.partition, msg.offset))
-
-
-def _on_rebalance(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
-    """Partitions may have moved: pipelines are rebuilt from the tables on next use."""
-    stage.forget()
-
-
-# mode types receivers with a Protocol that mypy matches to no plain function.
-app.on_rebalance_complete.connect(cast(Any, _on_rebalance))
+                self.state_table[bkey] = state

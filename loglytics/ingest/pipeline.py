@@ -16,11 +16,11 @@ from typing import cast
 
 import orjson
 
+from loglytics.ingest.windows import MinedBatch, MinedLine
 from loglytics.mining import MinerConfig, TemplateMiner, TemplateState
 from loglytics.parsing import LineParser, ParsedColumns, normalise_level
 from loglytics.schemas import BatchEvent, DecodeError, LogBatch, LogEvent
 from loglytics.schemas.logs import ID_PATTERN
-from loglytics.windowing import MinedBatch, MinedLine
 
 _ID = re.compile(ID_PATTERN)
 EARLIEST_PLAUSIBLE_TS = 315_532_800.0  # 1980-01-01: older stamps are parse accidents

@@ -1,81 +1,88 @@
-"""What the agents share inside one worker: the LLM pool, the ClickHouse sink, tenants, quotas.
+"""What a worker's stages share: the LLM pool, the ClickHouse sink, tenants, quotas.
 
 Tenants and quotas are global tables: every worker must know every tenant
 (requests for a tenant arrive on any partition) and admit calls against the
-same counters. The `tenants` table's changelog *is* the compacted `tenants`
-topic, so `loglytics tenants add` (a plain producer) is all it takes to
-register a tenant, and the ClickHouse mirror follows each changelog event.
+same counters. The `tenants` table's changelog *is* fed from the compacted
+`tenants` topic by the tenants stage, so `loglytics tenants add` (a plain
+producer) is all it takes to register a tenant.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
-from faust.types import StreamT
+import faust
+from faust.types.tables import GlobalTableT
 from mode import Service
 from prometheus_client import CollectorRegistry
 
-from loglytics.agents.deadletters import dead_letter
-from loglytics.app import app
 from loglytics.providers import LLMPool, QuotaLedger
 from loglytics.schemas import DecodeError, TenantRecord, UsageRecord
-from loglytics.settings import Settings, Tier, get_settings
+from loglytics.settings import Settings, Tier
 from loglytics.storage.client import open_client
 from loglytics.storage.schema import migrate
 from loglytics.storage.sink import ClickHouseSink
-from loglytics.topics import tenants_topic, usage_topic
 
 log = logging.getLogger(__name__)
 
 
-# tenant -> TenantRecord bytes, on every worker. Fed by `tenants_agent` from the
-# compacted `tenants` topic (a GlobalTable whose changelog is a foreign topic
-# stalls Faust's partition assignment, so the topic feeds the table instead).
-tenant_table = app.GlobalTable("tenants", default=None, key_type=bytes, value_type=bytes)
+def declare_tables(app: faust.App) -> tuple[GlobalTableT, GlobalTableT]:
+    """The tenants table (tenant -> TenantRecord bytes) and the quota ledger's table.
 
-quota_table = app.GlobalTable("quotas", default=None, key_type=bytes)
+    The tenants table is fed by the tenants stage from the compacted `tenants`
+    topic (a GlobalTable whose changelog is a foreign topic stalls Faust's
+    partition assignment, so the topic feeds the table instead).
+    """
+    tenants = app.GlobalTable("tenants", default=None, key_type=bytes, value_type=bytes)
+    quotas = app.GlobalTable("quotas", default=None, key_type=bytes)
+    return tenants, quotas
 
 
-class _QuotaState:
+class QuotaState(MutableMapping[str, dict[str, Any]]):
     """The ledger's MutableMapping view of the quota table (str keys, dict values)."""
 
+    def __init__(self, table: MutableMapping[bytes, Any]) -> None:
+        self.table = table
+
     def __getitem__(self, tenant: str) -> dict[str, Any]:
-        value = quota_table.get(tenant.encode())
+        value = self.table.get(tenant.encode())
         if value is None:
             raise KeyError(tenant)
         return dict(value)
 
     def __setitem__(self, tenant: str, value: dict[str, Any]) -> None:
-        quota_table[tenant.encode()] = value
+        self.table[tenant.encode()] = value
 
     def __delitem__(self, tenant: str) -> None:
-        del quota_table[tenant.encode()]
+        del self.table[tenant.encode()]
 
-    def __iter__(self) -> Any:
-        return (k.decode() for k in quota_table)
+    def __iter__(self) -> Iterator[str]:
+        return (k.decode() for k in self.table if isinstance(k, bytes))
 
     def __len__(self) -> int:
-        return len(quota_table)
-
-    def get(self, tenant: str, default: Any = None) -> Any:
-        try:
-            return self[tenant]
-        except KeyError:
-            return default
-
-    def __contains__(self, tenant: object) -> bool:
-        return isinstance(tenant, str) and tenant.encode() in quota_table
+        return len(self.table)
 
 
 class Runtime(Service):
     """Started with the worker (a Faust extra service); agents `await runtime.ready()` first,
     since Faust starts extra services only after recovery, possibly after agents resume."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        tenants: MutableMapping[bytes, Any],
+        quotas: MutableMapping[bytes, Any],
+        usage_topic: faust.TopicT,
+    ) -> None:
         super().__init__()
         self.settings = settings
+        self.tenants = tenants
+        self.quotas = quotas
+        self.usage_topic = usage_topic
         self.sink: ClickHouseSink | None = None
         self.client: Any = None
         self.pool: LLMPool | None = None
@@ -97,7 +104,7 @@ class Runtime(Service):
         await self.sink.start()
         self.pool = LLMPool.from_settings(
             self.settings,
-            ledger=QuotaLedger(_QuotaState(), self.settings.tier_limits),  # type: ignore[arg-type]
+            ledger=QuotaLedger(QuotaState(self.quotas), self.settings.tier_limits),
             on_usage=self.record_usage,
             registry=self.registry,
         )
@@ -119,10 +126,10 @@ class Runtime(Service):
 
     async def record_usage(self, record: UsageRecord) -> None:
         """Every LLM call goes to the `usage` topic; the usage agent stores it in ClickHouse."""
-        await usage_topic.send(key=record.tenant.encode(), value=record.to_bytes())
+        await self.usage_topic.send(key=record.tenant.encode(), value=record.to_bytes())
 
     def tenant(self, tenant: str) -> TenantRecord | None:
-        raw = tenant_table.get(tenant.encode())
+        raw = self.tenants.get(tenant.encode())
         if not raw:
             return None
         try:
@@ -134,27 +141,3 @@ class Runtime(Service):
         """Unknown tenants (logs may arrive before registration) are served as free tier."""
         record = self.tenant(tenant)
         return record.tier if record is not None else "free"
-
-
-runtime = Runtime(get_settings())
-app.service(runtime)  # type: ignore[arg-type]
-
-
-@app.agent(tenants_topic)
-async def tenants_agent(stream: StreamT[bytes]) -> None:
-    """Keep every worker's tenant table and the ClickHouse mirror in step with the topic."""
-    async for event in stream.events():
-        value = event.message.value
-        key = event.message.key
-        try:
-            record = TenantRecord.from_bytes(value if isinstance(value, bytes) else b"")
-        except DecodeError as exc:
-            await dead_letter("tenants", exc.reason, event)
-            continue
-        if isinstance(key, bytes) and key != record.tenant.encode():
-            await dead_letter("tenants", "message key does not match the tenant id", event)
-            continue
-        tenant_table[record.tenant.encode()] = record.to_bytes()
-        rt = await runtime.ready()
-        if rt.sink is not None:
-            rt.sink.add_tenant(record)

@@ -1,0 +1,76 @@
+"""Sink agents: findings and LLM usage into ClickHouse, durably.
+
+Each batch is flushed to ClickHouse before the agent asks for the next one,
+so Faust commits a batch's offsets only after its rows are stored: a crash
+re-delivers unstored rows, and ReplacingMergeTree keys (finding_id; usage's
+full key) absorb the re-delivered ones, so none is lost and none counted twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import faust
+from faust.types import EventT, StreamT
+
+from loglytics.deadletters import DeadLetterFn
+from loglytics.runtime import Runtime
+from loglytics.schemas import DecodeError, Finding, Record, UsageRecord
+from loglytics.storage.sink import ClickHouseSink
+
+R = TypeVar("R", bound=Record)
+
+BATCH_ROWS = 1000
+BATCH_WITHIN = 0.5
+
+
+def register(
+    app: faust.App,
+    runtime: Runtime,
+    *,
+    findings: faust.TopicT,
+    usage: faust.TopicT,
+    dead_letter: DeadLetterFn,
+) -> None:
+    """Declare one sink agent per stored topic on the app."""
+
+    def add_usage(sink: ClickHouseSink, records: list[UsageRecord]) -> None:
+        for record in records:
+            sink.add_usage(record)
+
+    _sink_agent(app, runtime, findings, Finding, "sink.findings", _add_findings, dead_letter)
+    _sink_agent(app, runtime, usage, UsageRecord, "sink.usage", add_usage, dead_letter)
+
+
+def _add_findings(sink: ClickHouseSink, findings: list[Finding]) -> None:
+    sink.add_findings(findings)
+
+
+def _sink_agent(
+    app: faust.App,
+    runtime: Runtime,
+    topic: faust.TopicT,
+    model: type[R],
+    stage: str,
+    add: Callable[[ClickHouseSink, list[R]], None],
+    dead_letter: DeadLetterFn,
+) -> None:
+    async def decode(event: EventT[Any]) -> R | None:
+        value = event.message.value
+        try:
+            return model.from_bytes(value if isinstance(value, bytes) else b"")
+        except DecodeError as exc:
+            await dead_letter(stage, exc.reason, event)
+            return None
+
+    async def store(stream: StreamT[bytes]) -> None:
+        async for events in stream.take_events(BATCH_ROWS, within=BATCH_WITHIN):  # type: ignore[attr-defined]
+            rt = await runtime.ready()
+            records = [r for e in events if (r := await decode(e)) is not None]
+            if records and rt.sink is not None:
+                await rt.sink.wait_capacity()
+                add(rt.sink, records)
+                await rt.sink.flush()
+
+    app.agent(topic, name=f"loglytics.{stage}")(store)

@@ -1,0 +1,36 @@
+"""Keep every worker's tenant table and the ClickHouse mirror in step with the `tenants` topic."""
+
+from __future__ import annotations
+
+import faust
+from faust.types import StreamT
+
+from loglytics.deadletters import DeadLetterFn
+from loglytics.runtime import Runtime
+from loglytics.schemas import DecodeError, TenantRecord
+
+STAGE = "tenants"
+
+
+def register(
+    app: faust.App, topic: faust.TopicT, runtime: Runtime, dead_letter: DeadLetterFn
+) -> None:
+    """Declare the tenants agent on the app."""
+
+    @app.agent(topic, name="loglytics.tenants")
+    async def tenants_agent(stream: StreamT[bytes]) -> None:
+        async for event in stream.events():
+            value = event.message.value
+            key = event.message.key
+            try:
+                record = TenantRecord.from_bytes(value if isinstance(value, bytes) else b"")
+            except DecodeError as exc:
+                await dead_letter(STAGE, exc.reason, event)
+                continue
+            if isinstance(key, bytes) and key != record.tenant.encode():
+                await dead_letter(STAGE, "message key does not match the tenant id", event)
+                continue
+            runtime.tenants[record.tenant.encode()] = record.to_bytes()
+            rt = await runtime.ready()
+            if rt.sink is not None:
+                rt.sink.add_tenant(record)

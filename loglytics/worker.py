@@ -1,0 +1,69 @@
+"""What a worker runs: the one list of its stages, wired from the settings.
+
+`build_worker` builds the app, its topics, the shared runtime (LLM pool,
+ClickHouse sink, tenants, quotas) and registers every stage on the app, in
+dataflow order:
+
+    logs.raw ─ ingest ─► logs.windows ─ detection ─► findings ─ sinks ─► ClickHouse
+    llm.requests ─ serving ─► llm.responses        tenants ─ tenants ─► tenant table
+
+Nothing here runs at import: the CLI calls `build_worker` and hands the app
+to Faust.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faust
+
+from loglytics import detection, ingest, serving, sinks, tenants, web
+from loglytics.app import create_app
+from loglytics.deadletters import DeadLetters
+from loglytics.detection.stage import DetectionStage
+from loglytics.ingest.stage import IngestStage
+from loglytics.runtime import Runtime, declare_tables
+from loglytics.serving.service import RequestService
+from loglytics.settings import Settings
+from loglytics.topics import Topics, declare
+
+
+@dataclass(frozen=True)
+class Worker:
+    """A wired worker: the Faust app and handles on its stages (for tools and tests)."""
+
+    app: faust.App
+    topics: Topics
+    runtime: Runtime
+    ingest: IngestStage
+    detection: DetectionStage
+    serving: RequestService
+
+
+def build_worker(settings: Settings) -> Worker:
+    """The app with every stage registered on it."""
+    app = create_app(settings)
+    topics = declare(app)
+    dead_letter = DeadLetters(topics.deadletter)
+    tenant_table, quota_table = declare_tables(app)
+    runtime = Runtime(settings, tenants=tenant_table, quotas=quota_table, usage_topic=topics.usage)
+    app.service(runtime)  # type: ignore[arg-type]
+    ingest_stage = ingest.register(
+        app, settings, raw_logs=topics.raw_logs, windows=topics.windows, dead_letter=dead_letter
+    )
+    detection_stage = detection.register(
+        app, runtime, windows=topics.windows, findings=topics.findings, dead_letter=dead_letter
+    )
+    sinks.register(
+        app, runtime, findings=topics.findings, usage=topics.usage, dead_letter=dead_letter
+    )
+    request_service = serving.register(
+        app,
+        runtime,
+        requests=topics.requests,
+        responses=topics.responses,
+        dead_letter=dead_letter,
+    )
+    tenants.register(app, topics.tenants, runtime, dead_letter)
+    web.register(app, runtime)
+    return Worker(app, topics, runtime, ingest_stage, detection_stage, request_service)
