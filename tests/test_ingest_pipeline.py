@@ -105,36 +105,36 @@ def test_records_reach_windows_and_bad_input_is_dead_lettered(
         worker.stop()
 
 
-def test_restart_counts_every_line_once_and_keeps_template_ids(
-    stack: StackState, tmp_path: Path
-) -> None:
-    window = 30.0
-    per_message = 100
+def _restart_messages(
+    window: float, per_message: int
+) -> tuple[Counter[tuple[str, float]], list[tuple[bytes, bytes, None]]]:
+    """One source per format, each line's event time known: the expected window counts,
+    and the messages (`per_message` lines each) that carry the lines."""
     pairs = list(mixed_lines(12_000, T0, rate_per_s=10.0, seed=3))
-    # One source per format, each line's event time known: the expected window counts.
     expected: Counter[tuple[str, float]] = Counter()
     batches: dict[str, list[str]] = {}
     messages = []
+
+    def message(source: str, lines: list[str]) -> tuple[bytes, bytes, None]:
+        batch = LogBatch(tenant="rst", source=source, lines=lines)
+        return (f"rst/{source}".encode(), batch.to_bytes(), None)
+
     for i, (source, line) in enumerate(pairs):
         ts = line_ts(T0, i, 10.0)
         expected[(source, math.floor(ts / window) * window)] += 1
         batches.setdefault(source, []).append(line)
         if len(batches[source]) == per_message:
-            messages.append(
-                (
-                    f"rst/{source}".encode(),
-                    LogBatch(tenant="rst", source=source, lines=batches.pop(source)).to_bytes(),
-                    None,
-                )
-            )
+            messages.append(message(source, batches.pop(source)))
     for source, rest in batches.items():
-        messages.append(
-            (
-                f"rst/{source}".encode(),
-                LogBatch(tenant="rst", source=source, lines=rest).to_bytes(),
-                None,
-            )
-        )
+        messages.append(message(source, rest))
+    return expected, messages
+
+
+def test_restart_counts_every_line_once_and_keeps_template_ids(
+    stack: StackState, tmp_path: Path
+) -> None:
+    window = 30.0
+    expected, messages = _restart_messages(window, per_message=100)
 
     worker = WorkerProcess(
         stack,

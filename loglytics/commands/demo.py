@@ -210,8 +210,7 @@ async def _run_demo(opts: argparse.Namespace, console: Console) -> dict[str, Any
     settings = embedded_stack.private_settings(workdir)
     scenario = demo_scenario(opts.duration, window)
     state = DemoState()
-    quiet = opts.json
-    if not quiet:
+    if not opts.json:
         console.print(f"[bold]loglytics demo[/]: starting the embedded stack in {workdir}")
     stack_state = embedded_stack.up(settings, tied=True)
     worker = WorkerProcess(
@@ -223,60 +222,16 @@ async def _run_demo(opts: argparse.Namespace, console: Console) -> dict[str, Any
         allowed_lateness_seconds=0.5,
         window_idle_close_seconds=3,
     )
-    progress = Progress(
-        TextColumn("[bold]traffic"),
-        BarColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[stats]}"),
-    )
-    task = progress.add_task("traffic", total=opts.duration, stats="")
     try:
         await ensure_topics(stack_state.kafka, settings.topic_partitions)
         worker.start(timeout=90)
-        if not quiet:
+        if not opts.json:
             console.print(
                 f"worker ready (app {worker.app_id}, web http://127.0.0.1:{worker.web_port}); "
                 f"tenants: acme (free), globex (pro); window {window:.0f}s"
             )
-        producer = AIOKafkaProducer(bootstrap_servers=stack_state.kafka, linger_ms=5)
-        await producer.start()
-        stop = asyncio.Event()
-        consumer = asyncio.create_task(_consume(stack_state.kafka, state, stop))
-        try:
-            await _register_tenants(producer)
-            start_wall = time.time()
-            state.started = start_wall
-            traffic = asyncio.create_task(
-                _traffic(producer, scenario, state, opts.duration, start_wall, progress, task)
-            )
-            with (
-                Live(
-                    _view(state, progress, scenario, start_wall),
-                    console=console,
-                    refresh_per_second=2,
-                    transient=False,
-                )
-                if not quiet
-                else _Null() as live
-            ):
-                while not traffic.done():
-                    await asyncio.sleep(0.5)
-                    progress.update(
-                        task,
-                        stats=f"{state.lines} lines  {state.windows} windows  "
-                        f"{len(state.findings)} findings",
-                    )
-                    live.update(_view(state, progress, scenario, start_wall))
-                await traffic
-                drained = await _drain(
-                    stack_state.kafka, worker.app_id, settings.topic_partitions, 120, state
-                )
-                await asyncio.sleep(1.0)
-                live.update(_view(state, progress, scenario, start_wall))
-        finally:
-            stop.set()
-            await consumer
-            await producer.stop()
+        partitions = settings.topic_partitions
+        drained = await _stream(opts, console, stack_state, worker, scenario, state, partitions)
     finally:
         worker.stop()
         embedded_stack.down(settings)
@@ -285,6 +240,79 @@ async def _run_demo(opts: argparse.Namespace, console: Console) -> dict[str, Any
         in_clickhouse = count_findings(client)
     finally:
         client.close()
+    return {
+        "lines": state.lines,
+        "windows": state.windows,
+        "findings": len(state.findings),
+        "findings_by_severity": dict(Counter(f.severity for f in state.findings.values())),
+        "findings_in_clickhouse": in_clickhouse,
+        "tokens_by_tenant": dict(state.tokens),
+        "deadletters": state.deadletters,
+        "incidents": _incident_summary(scenario, state, window),
+        "drained": drained,
+        "window_seconds": window,
+        "duration_s": opts.duration,
+    }
+
+
+async def _stream(
+    opts: argparse.Namespace,
+    console: Console,
+    stack_state: embedded_stack.StackState,
+    worker: WorkerProcess,
+    scenario: Scenario,
+    state: DemoState,
+    partitions: int,
+) -> bool:
+    """Produce the scenario's traffic under the live view, then wait for the worker to drain."""
+    progress = Progress(
+        TextColumn("[bold]traffic"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[stats]}"),
+    )
+    task = progress.add_task("traffic", total=opts.duration, stats="")
+    producer = AIOKafkaProducer(bootstrap_servers=stack_state.kafka, linger_ms=5)
+    await producer.start()
+    stop = asyncio.Event()
+    consumer = asyncio.create_task(_consume(stack_state.kafka, state, stop))
+    try:
+        await _register_tenants(producer)
+        start_wall = time.time()
+        state.started = start_wall
+        traffic = asyncio.create_task(
+            _traffic(producer, scenario, state, opts.duration, start_wall, progress, task)
+        )
+        live_view = Live(
+            _view(state, progress, scenario, start_wall),
+            console=console,
+            refresh_per_second=2,
+            transient=False,
+        )
+        with live_view if not opts.json else _Null() as live:
+            while not traffic.done():
+                await asyncio.sleep(0.5)
+                progress.update(
+                    task,
+                    stats=f"{state.lines} lines  {state.windows} windows  "
+                    f"{len(state.findings)} findings",
+                )
+                live.update(_view(state, progress, scenario, start_wall))
+            await traffic
+            drained = await _drain(stack_state.kafka, worker.app_id, partitions, 120, state)
+            await asyncio.sleep(1.0)
+            live.update(_view(state, progress, scenario, start_wall))
+    finally:
+        stop.set()
+        await consumer
+        await producer.stop()
+    return drained
+
+
+def _incident_summary(
+    scenario: Scenario, state: DemoState, window: float
+) -> dict[str, dict[str, Any]]:
+    """For each injected incident: when its finding first appeared, and where the time went."""
     incidents = {}
     for inc in scenario.incidents:
         found = _incident_finding(inc, state.started, state)
@@ -299,19 +327,7 @@ async def _run_demo(opts: argparse.Namespace, console: Console) -> dict[str, Any
             "started_into_window_s": round((state.started + inc.start) % window, 1),
             "after_window_end_s": round(found.created_at - found.window_end, 1) if found else None,
         }
-    return {
-        "lines": state.lines,
-        "windows": state.windows,
-        "findings": len(state.findings),
-        "findings_by_severity": dict(Counter(f.severity for f in state.findings.values())),
-        "findings_in_clickhouse": in_clickhouse,
-        "tokens_by_tenant": dict(state.tokens),
-        "deadletters": state.deadletters,
-        "incidents": incidents,
-        "drained": drained,
-        "window_seconds": window,
-        "duration_s": opts.duration,
-    }
+    return incidents
 
 
 class _Null:
