@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from loglytics.providers.base import ChatRequest, ChatResult
 from loglytics.providers.cache import cache_key
+from loglytics.providers.results import PoolResult
 from loglytics.providers.slots import ProviderSlot
 from loglytics.providers.structured import json_schema_for
 from loglytics.providers.tokens import estimate_messages
@@ -43,6 +44,19 @@ class PoolCall:
     # Text streamed from `partial_from` before a stream ended without its final result.
     partial: list[str] = field(default_factory=list)
     partial_from: tuple[str, str] = ("", "")
+
+    def result(self, served: ChatResult, data: BaseModel | None, *, repaired: bool) -> PoolResult:
+        """What the caller gets: `served`'s reply, charged everything the call used so far."""
+        return PoolResult(
+            text=served.text,
+            data=data,
+            usage=self.usage,
+            provider=served.provider,
+            model=served.model,
+            latency_ms=(time.perf_counter() - self.started) * 1000.0,
+            repaired=repaired,
+            finish_reason=served.finish_reason,
+        )
 
 
 class CallBuilder:

@@ -323,26 +323,12 @@ class LLMPool:
             result.usage.completion_tokens
         )
 
-    def _result(
-        self, call: PoolCall, served: ChatResult, data: BaseModel | None, repaired: bool
-    ) -> PoolResult:
-        return PoolResult(
-            text=served.text,
-            data=data,
-            usage=call.usage,
-            provider=served.provider,
-            model=served.model,
-            latency_ms=(time.perf_counter() - call.started) * 1000.0,
-            repaired=repaired,
-            finish_reason=served.finish_reason,
-        )
-
     async def _finish(self, call: PoolCall, first: ChatResult) -> PoolResult:
         """Validate structured output; one repair round if it does not validate."""
         if call.output is None:
-            return self._result(call, first, None, repaired=False)
+            return call.result(first, None, repaired=False)
         try:
-            return self._result(call, first, parse_output(call.output, first.text), repaired=False)
+            return call.result(first, parse_output(call.output, first.text), repaired=False)
         except ValueError as exc:
             problem = str(exc)
         if first.finish_reason == "length":
@@ -364,7 +350,7 @@ class LLMPool:
                 text=fixed.text,
             ) from None
         self.metrics.repairs.labels(fixed.provider, "ok").inc()
-        return self._result(call, fixed, data, repaired=True)
+        return call.result(fixed, data, repaired=True)
 
     async def _call_chain(self, call: PoolCall, request: ChatRequest) -> ChatResult:
         """The tier's providers in order, not streamed; the first that answers serves."""
