@@ -16,8 +16,8 @@ import orjson
 
 from loglytics.schemas import Evidence, Finding
 from loglytics.storage.client import Client
-from loglytics.storage.schema import FINDINGS_COLUMNS
-from loglytics.storage.sink import to_datetime
+from loglytics.storage.rows import to_datetime
+from loglytics.storage.tables import FINDINGS
 
 __all__ = [
     "count_findings",
@@ -29,7 +29,7 @@ __all__ = [
 
 MAX_FINDINGS = 1000
 
-_FINDING_SELECT = ", ".join(FINDINGS_COLUMNS)
+_FINDING_SELECT = ", ".join(FINDINGS.insert_columns)
 
 
 def _epoch(value: datetime) -> float:

@@ -34,22 +34,22 @@ import uuid
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import orjson
 from clickhouse_connect.driver.exceptions import DataError
-from pydantic import BaseModel, Field
 
 from loglytics.schemas import Finding, TenantRecord, UsageRecord, WindowDigest
-from loglytics.storage.schema import (
-    FINDINGS_COLUMNS,
-    TEMPLATES_COLUMNS,
-    TENANTS_COLUMNS,
-    USAGE_COLUMNS,
-    WINDOW_STATS_COLUMNS,
-    WINDOWS_COLUMNS,
+from loglytics.storage.registry import Row, Table
+from loglytics.storage.rows import (
+    TemplateRow,
+    finding_row,
+    template_row,
+    tenant_row,
+    to_datetime,
+    usage_row,
+    window_rows,
 )
+from loglytics.storage.tables import TABLE_SPECS
 
 __all__ = [
     "ClickHouseSink",
@@ -65,18 +65,8 @@ log = logging.getLogger(__name__)
 
 # Raised by clickhouse-connect while encoding rows, before anything is sent: never transient.
 _DATA_ERRORS = (DataError, TypeError, ValueError, OverflowError)
-_U32 = 2**32 - 1
 
-Row = tuple[Any, ...]
-
-_COLUMNS: dict[str, tuple[str, ...]] = {
-    "findings": FINDINGS_COLUMNS,
-    "window_stats": WINDOW_STATS_COLUMNS,
-    "windows": WINDOWS_COLUMNS,
-    "templates": TEMPLATES_COLUMNS,
-    "llm_usage": USAGE_COLUMNS,
-    "tenants": TENANTS_COLUMNS,
-}
+_TABLES: dict[str, Table] = {table.name: table for table in TABLE_SPECS}
 
 
 class Inserter(Protocol):
@@ -103,62 +93,6 @@ class SinkError(RuntimeError):
 
 class SinkFullError(SinkError):
     """``rows_pending`` reached the cap: wait (``await sink.wait_capacity()``) and retry."""
-
-
-class TemplateRow(BaseModel):
-    """A template's cumulative state for the ``templates`` table (latest ``last_seen`` wins).
-
-    ``count`` is the total since ``first_seen``, not a per-window delta: the table
-    replaces rather than sums, so a replayed snapshot cannot inflate it.
-    """
-
-    tenant: str = Field(max_length=64)
-    source: str = Field(max_length=64)
-    template_id: str
-    template: str
-    level: str = "UNKNOWN"
-    first_seen: float
-    last_seen: float
-    count: int = Field(ge=0)
-
-
-def to_datetime(ts: float) -> datetime:
-    """Epoch seconds to an aware UTC datetime (what DateTime64(3, 'UTC') columns take)."""
-    return datetime.fromtimestamp(ts, tz=UTC)
-
-
-def finding_row(f: Finding) -> Row:
-    return (
-        f.tenant, f.finding_id, f.source, to_datetime(f.window_start), to_datetime(f.window_end),
-        f.kind, f.category, f.severity, f.title, f.summary,
-        orjson.dumps(f.evidence.model_dump(mode="json")).decode(), list(f.recommendations),
-        f.confidence, f.model_used, min(max(0, f.tokens_used), _U32), f.latency_ms,
-        to_datetime(f.created_at), f.schema_version,
-    )  # fmt: skip
-
-
-def _window_rows(d: WindowDigest) -> tuple[list[Row], Row]:
-    start, end = to_datetime(d.window_start), to_datetime(d.window_end)
-    new_ids = set(d.new_template_ids)
-    stats = [
-        (d.tenant, d.source, start, end, t.template_id, t.template, max(0, t.count), t.level,
-         t.new or t.template_id in new_ids, max(0, d.line_count))
-        for t in d.templates
-    ]  # fmt: skip
-    levels = {k: max(0, v) for k, v in d.level_counts.items()}
-    total = (
-        d.tenant, d.source, start, end, max(0, d.line_count), levels, len(d.templates),
-        len(new_ids), max(0, d.flagged_lines), d.closed_by,
-    )  # fmt: skip
-    return stats, total
-
-
-def _usage_row(u: UsageRecord) -> Row:
-    return (
-        u.tenant, to_datetime(u.ts), u.request_id, u.tier, u.task, u.provider, u.model,
-        min(u.prompt_tokens, _U32), min(u.completion_tokens, _U32), u.estimated, u.cached,
-        u.latency_ms,
-    )  # fmt: skip
 
 
 @dataclass
@@ -192,7 +126,7 @@ class ClickHouseSink:
         self._cap = max_pending_rows
         self._retry_base = retry_base_s
         self._retry_max = retry_max_s
-        self._buffers: dict[str, list[Row]] = {table: [] for table in _COLUMNS}
+        self._buffers: dict[str, list[Row]] = {table: [] for table in _TABLES}
         self._buffered = 0
         self._batches: deque[_Batch] = deque()
         self._write_lock = asyncio.Lock()
@@ -267,24 +201,18 @@ class ClickHouseSink:
 
     def add_window(self, digest: WindowDigest) -> None:
         """One row per template into ``window_stats`` and one totals row into ``windows``."""
-        stats, total = _window_rows(digest)
+        stats, total = window_rows(digest)
         self._enqueue({"window_stats": stats, "windows": [total]})
 
     def add_templates(self, templates: Iterable[TemplateRow]) -> None:
-        rows = [
-            (t.tenant, t.source, t.template_id, t.template, t.level, to_datetime(t.first_seen),
-             to_datetime(t.last_seen), t.count)
-            for t in templates
-        ]  # fmt: skip
-        self._enqueue({"templates": rows})
+        self._enqueue({"templates": [template_row(t) for t in templates]})
 
     def add_usage(self, usage: UsageRecord) -> None:
-        self._enqueue({"llm_usage": [_usage_row(usage)]})
+        self._enqueue({"llm_usage": [usage_row(usage)]})
 
     def add_tenant(self, tenant: TenantRecord) -> None:
         """Mirror a tenant without its key hashes (secrets stay in the tenants topic)."""
-        row = (tenant.tenant, tenant.tier, tenant.enabled, to_datetime(tenant.updated_at))
-        self._enqueue({"tenants": [row]})
+        self._enqueue({"tenants": [tenant_row(tenant)]})
 
     def _enqueue(self, rows_by_table: dict[str, list[Row]]) -> None:
         n = sum(len(rows) for rows in rows_by_table.values())
@@ -402,6 +330,6 @@ class ClickHouseSink:
         self._client.insert(
             batch.table,
             batch.rows,
-            column_names=list(_COLUMNS[batch.table]),
+            column_names=list(_TABLES[batch.table].insert_columns),
             settings={"insert_deduplication_token": batch.token, "async_insert": 0},
         )
