@@ -18,14 +18,18 @@ functions (``file()``, ``url()``). Here the model only picks from closed sets:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any, Literal, Self
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
+from loglytics.storage import registry, tables
 from loglytics.storage.client import Client
+from loglytics.storage.registry import Kind
 
 __all__ = [
     "MAX_CELL_CHARS",
@@ -49,15 +53,13 @@ MAX_CELL_CHARS = 2000
 MAX_EXECUTION_SECONDS = 10
 MAX_LOOKBACK_HOURS = 24 * 400
 
-Kind = Literal["str", "num", "time", "date", "bool"]
-
 
 @dataclass(frozen=True)
 class SourceSpec:
     """A readable table or view: its time column, columns and whether it needs FINAL."""
 
     time_column: str
-    columns: dict[str, Kind]
+    columns: Mapping[str, Kind]
     final: bool = False
     default_columns: tuple[str, ...] = ()
 
@@ -65,103 +67,42 @@ class SourceSpec:
         return self.default_columns or tuple(self.columns)
 
 
-SOURCES: dict[str, SourceSpec] = {
-    "findings": SourceSpec(
-        "window_start",
-        {
-            "finding_id": "str", "source": "str", "window_start": "time", "window_end": "time",
-            "kind": "str", "category": "str", "severity": "str", "title": "str",
-            "summary": "str", "confidence": "num", "model_used": "str", "tokens_used": "num",
-            "latency_ms": "num", "created_at": "time",
-        },
-        final=True,
-        default_columns=(
-            "finding_id", "source", "window_start", "severity", "category", "title", "summary",
-            "confidence", "model_used",
-        ),
-    ),
-    "window_stats": SourceSpec(
-        "window_start",
-        {
-            "source": "str", "window_start": "time", "window_end": "time", "template_id": "str",
-            "template": "str", "count": "num", "level": "str", "is_new": "bool",
-            "line_count": "num",
-        },
-        final=True,
-    ),
-    "windows": SourceSpec(
-        "window_start",
-        {
-            "source": "str", "window_start": "time", "window_end": "time", "line_count": "num",
-            "template_count": "num", "new_templates": "num", "flagged_lines": "num",
-            "closed_by": "str",
-        },
-        final=True,
-    ),
-    "templates": SourceSpec(
-        "last_seen",
-        {
-            "source": "str", "template_id": "str", "template": "str", "level": "str",
-            "first_seen": "time", "last_seen": "time", "count": "num",
-        },
-        final=True,
-    ),
-    "llm_usage": SourceSpec(
-        "ts",
-        {
-            "ts": "time", "request_id": "str", "tier": "str", "task": "str", "provider": "str",
-            "model": "str", "prompt_tokens": "num", "completion_tokens": "num",
-            "estimated": "bool", "cached": "bool", "latency_ms": "num",
-        },
-        final=True,
-    ),
-    "v_findings_hourly": SourceSpec(
-        "hour", {"hour": "time", "severity": "str", "findings": "num"}
-    ),
-    "v_top_templates": SourceSpec(
-        "last_seen",
-        {
-            "source": "str", "template_id": "str", "template": "str", "level": "str",
-            "total": "num", "windows": "num", "last_seen": "time",
-        },
-    ),
-    "v_new_templates": SourceSpec(
-        "first_seen",
-        {
-            "source": "str", "template_id": "str", "template": "str", "level": "str",
-            "first_seen": "time", "last_seen": "time", "count": "num",
-        },
-    ),
-    "v_tokens_daily": SourceSpec(
-        "day",
-        {
-            "day": "date", "calls": "num", "prompt_tokens": "num", "completion_tokens": "num",
-            "total_tokens": "num",
-        },
-    ),
-    "v_usage_daily": SourceSpec(
-        "day",
-        {
-            "day": "date", "model": "str", "calls": "num", "prompt_tokens": "num",
-            "completion_tokens": "num", "total_tokens": "num", "cached_calls": "num",
-            "estimated_calls": "num",
-        },
-    ),
-}  # fmt: skip
+def _spec(source: registry.Source) -> SourceSpec:
+    """The planner's allow-list entry for a registered source (its readable columns only).
 
-Source = Literal[
-    "findings", "window_stats", "windows", "templates", "llm_usage", "v_findings_hourly",
-    "v_top_templates", "v_new_templates", "v_tokens_daily", "v_usage_daily",
-]  # fmt: skip
-Column = Literal[
-    "finding_id", "source", "window_start", "window_end", "kind", "category", "severity",
-    "title", "summary", "confidence", "model_used", "tokens_used", "latency_ms", "created_at",
-    "template_id", "template", "count", "level", "is_new", "line_count", "template_count",
-    "new_templates", "flagged_lines", "closed_by", "first_seen", "last_seen", "ts",
-    "request_id", "tier", "task", "provider", "model", "prompt_tokens", "completion_tokens",
-    "estimated", "cached", "hour", "findings", "total", "windows", "day", "calls",
-    "total_tokens", "cached_calls", "estimated_calls",
-]  # fmt: skip
+    The tenant column is the one the compiler filters on itself: a source without
+    one, or one that lets a plan read or filter it, would break isolation.
+    """
+    names = {c.name: c for c in source.columns}
+    if "tenant" not in names or names["tenant"].readable:
+        raise ValueError(f"{source.name}: needs a tenant column the planner cannot read")
+    if source.planner is None:
+        raise ValueError(f"{source.name} is not declared readable by the planner")
+    return SourceSpec(
+        source.planner.time_column,
+        MappingProxyType({c.name: c.planner_kind for c in source.columns if c.readable}),
+        final=source.needs_final,
+        default_columns=source.planner.default_columns,
+    )
+
+
+SOURCES: Mapping[str, SourceSpec] = MappingProxyType(
+    {source.name: _spec(source) for source in tables.planner_sources()}
+)
+
+
+def _column_names() -> tuple[str, ...]:
+    """Every readable column of any source, in first-seen order (the plan's column enum)."""
+    return tuple(dict.fromkeys(c for spec in SOURCES.values() for c in spec.columns))
+
+
+if TYPE_CHECKING:  # the closed sets below are computed, so type checkers see plain text
+    Source = str
+    Column = str
+else:  # Literal types, so the JSON schema handed to the model lists them
+    Source = Literal[tuple(SOURCES)]
+    Column = Literal[_column_names()]
+
 Op = Literal["=", "!=", "<", "<=", ">", ">=", "contains", "in"]
 Aggregate = Literal["count", "sum", "avg", "min", "max", "none"]
 Text = Annotated[str, Field(max_length=256)]
