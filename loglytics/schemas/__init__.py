@@ -8,6 +8,7 @@ from loglytics.schemas.findings import (
     Finding,
     Severity,
     Signal,
+    SignalKind,
     finding_id,
 )
 from loglytics.schemas.llm import (
@@ -42,6 +43,7 @@ __all__ = [
     "Record",
     "Severity",
     "Signal",
+    "SignalKind",
     "TemplateCount",
     "TenantRecord",
     "TokenUsage",

@@ -12,12 +12,23 @@ from loglytics.schemas.base import Record
 Severity = Literal["low", "medium", "high", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("low", "medium", "high", "critical")
 FindingKind = Literal["error", "anomaly"]
+# The deterministic signals' kinds; detection.signals.SIGNAL_KINDS says what each means.
+SignalKind = Literal[
+    "error",
+    "error_burst",
+    "new_template",
+    "spike",
+    "numeric_outlier",
+    "numeric_trend",
+    "http_5xx",
+    "drop",
+]
 
 
 class Signal(Record):
     """A deterministic signal that fired on a window (cheap, no LLM)."""
 
-    kind: str
+    kind: SignalKind
     template_id: str | None = None
     detail: str = ""
     value: float = 0.0
