@@ -6,13 +6,14 @@ import time
 from typing import Any
 
 from loglytics.bench.detection import BATCH, TENANT, load_bgl
+from loglytics.detection.baseline import new_baseline, update_baseline
 from loglytics.detection.findings import build_finding, candidates
 from loglytics.detection.judge import RULES, judge
-from loglytics.detection.signals import compute_signals, new_baseline, update_baseline
+from loglytics.detection.signals import compute_signals
 from loglytics.ingest.pipeline import Decoded, SourcePipeline
 from loglytics.prompts.detection import Verdict, Verdicts
 from loglytics.providers import NoProviderAvailable, PoolResult
-from loglytics.schemas import NumericStats, TemplateCount, TokenUsage, WindowDigest
+from loglytics.schemas import NumericStats, SignalKind, TemplateCount, TokenUsage, WindowDigest
 from loglytics.ingest.windows import add_lines, closable, new_source_state, to_digest
 
 
@@ -31,7 +32,7 @@ def tc(tid: str, text: str, count: int, level: str = "INFO", **kw: Any) -> Templ
     return TemplateCount(template_id=tid, template=text, count=count, level=level, **kw)
 
 
-def run_windows(windows: list[list[TemplateCount]]) -> list[list[str]]:
+def run_windows(windows: list[list[TemplateCount]]) -> list[list[SignalKind]]:
     """Signal kinds fired per window, feeding the baseline as the agent does."""
     base = new_baseline()
     fired = []

@@ -10,47 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from loglytics.detection.signals import HIGH_LEVELS, TemplateSignals
+from loglytics.detection.signals import HIGH_LEVELS, SIGNAL_KINDS, TemplateSignals
 from loglytics.prompts.detection import Verdict
-from loglytics.schemas import Evidence, Finding, Severity, WindowDigest, finding_id
+from loglytics.schemas import Evidence, Finding, Severity, SignalKind, WindowDigest, finding_id
 
 SEVERITY_ORDER: dict[Severity, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 _ORDERED: tuple[Severity, ...] = ("low", "medium", "high", "critical")
-ERROR_KINDS = frozenset({"error", "error_burst", "http_5xx"})
-MODIFIER_KINDS = frozenset({"error_burst", "new_template"})
 MAX_FINDINGS_PER_WINDOW = 8
-
-_RULE_TEXT: dict[str, tuple[str, str, str]] = {
-    # kind: (category, title prefix, recommendation)
-    "error": (
-        "errors",
-        "Errors",
-        "Inspect the failing component; the exemplar lines show the failure.",
-    ),
-    "error_burst": (
-        "errors",
-        "Error burst",
-        "Check recent deploys and dependencies of this service.",
-    ),
-    "http_5xx": (
-        "availability",
-        "Server errors",
-        "Check the upstream services behind these requests.",
-    ),
-    "new_template": (
-        "change",
-        "New warning pattern",
-        "Confirm whether a recent change introduced it.",
-    ),
-    "spike": ("volume", "Message spike", "Find what drives the surge of this message."),
-    "drop": ("volume", "Message stopped", "Verify the component that used to log this is alive."),
-    "numeric_outlier": (
-        "performance",
-        "Value far outside its usual range",
-        "Investigate the metric's cause.",
-    ),
-    "numeric_trend": ("resources", "Steadily rising value", "Look for a leak or unbounded growth."),
-}
+# Derived from the signal kinds' registry: kinds that make a finding an error, and
+# kinds that qualify a pattern without changing what it means.
+ERROR_KINDS: frozenset[SignalKind] = frozenset(k for k, s in SIGNAL_KINDS.items() if s.error)
+MODIFIER_KINDS: frozenset[SignalKind] = frozenset(k for k, s in SIGNAL_KINDS.items() if s.modifier)
 
 
 @dataclass(frozen=True)
@@ -65,7 +35,7 @@ class Candidate:
         return "error" if self.kinds & ERROR_KINDS else "anomaly"
 
     @property
-    def kinds(self) -> frozenset[str]:
+    def kinds(self) -> frozenset[SignalKind]:
         return frozenset(s.kind for s in self.item.signals)
 
     @property
@@ -118,9 +88,10 @@ def build_finding(
 ) -> Finding:
     digest = cand.digest
     tpl = cand.item.template
-    kinds = sorted(cand.kinds)
-    primary = kinds[0] if not (cand.kinds & ERROR_KINDS) else sorted(cand.kinds & ERROR_KINDS)[0]
-    category, prefix, recommendation = _RULE_TEXT.get(primary, ("anomaly", "Anomaly", ""))
+    # The finding speaks of its (alphabetically) first error kind, or else first kind.
+    primary = min(cand.kinds & ERROR_KINDS or cand.kinds)
+    spec = SIGNAL_KINDS[primary]
+    category, prefix, recommendation = spec.category, spec.title, spec.advice
     severity = cand.rule_severity()
     details = "; ".join(s.detail for s in cand.item.signals)
     title = f"{prefix}: {tpl.template[:90]}"

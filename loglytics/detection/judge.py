@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol, TypedDict, cast
 
 from loglytics.detection.findings import Candidate
 from loglytics.prompts.detection import DETECTION, Verdict, Verdicts
@@ -26,12 +26,40 @@ CANDIDATES_PER_PROMPT = 8
 EXEMPLAR_CHARS = 160
 
 
+class CachedVerdict(TypedDict):
+    """What is remembered of one judged pattern (JSON, in a changelog-backed table)."""
+
+    verdict: dict[str, object] | None  # the model's `Verdict`; None: judged, nothing usable
+    model: str  # the model that judged it ("rules" when none did)
+
+
 class VerdictCache(Protocol):
-    """Where verdicts are remembered, by judgement key (a dict in tests, a table in workers)."""
+    """Where verdicts are remembered, by judgement key (a dict in tests, a table in workers).
 
-    def get(self, key: str) -> Any: ...
+    `get` returns what was stored, in whichever form it was stored (`restore_verdict`
+    reads both).
+    """
 
-    def __setitem__(self, key: str, value: Any) -> None: ...
+    def get(self, key: str) -> object: ...
+
+    def __setitem__(self, key: str, value: CachedVerdict) -> None: ...
+
+
+class _LegacyVerdict(TypedDict):
+    """The form verdicts were cached in before the state had named keys."""
+
+    v: dict[str, object] | None
+    m: str
+
+
+def restore_verdict(row: object) -> CachedVerdict | None:
+    """A cached verdict in named form, whether stored in it or in the legacy `{"v","m"}`."""
+    if not row:
+        return None
+    if isinstance(row, dict) and "v" in row:
+        old = cast(_LegacyVerdict, row)
+        return {"verdict": old["v"], "model": old["m"]}
+    return cast(CachedVerdict, row)
 
 
 @dataclass(frozen=True)
@@ -74,10 +102,11 @@ def split_cached(
         key = cand.judgement_key
         if key in known or key in fresh:
             continue
-        hit = cache.get(key)
+        hit = restore_verdict(cache.get(key))
         if hit is not None:
-            verdict = Verdict.model_validate(hit["v"]) if hit["v"] is not None else None
-            known[key] = Judgement(verdict, hit["m"], 0, 0.0)
+            stored = hit["verdict"]
+            verdict = Verdict.model_validate(stored) if stored is not None else None
+            known[key] = Judgement(verdict, hit["model"], 0, 0.0)
         else:
             fresh[key] = cand
     return known, list(fresh.values())
@@ -137,7 +166,7 @@ async def _judge_chunk(
         # same pattern would fail the same way, so it is remembered as judged.
         log.info("invalid LLM output for %s: rules only", tenant)
         for cand in chunk:
-            cache[cand.judgement_key] = {"v": None, "m": "rules"}
+            cache[cand.judgement_key] = {"verdict": None, "model": "rules"}
         return {}
     except PoolError as exc:
         # Quota or providers down: transient, so nothing is remembered.
@@ -154,7 +183,7 @@ async def _judge_chunk(
         model = result.model if verdict is not None else "rules"
         out[cand.judgement_key] = Judgement(verdict, model, share, result.latency_ms)
         cache[cand.judgement_key] = {
-            "v": verdict.model_dump() if verdict is not None else None,
-            "m": model,
+            "verdict": verdict.model_dump() if verdict is not None else None,
+            "model": model,
         }
     return out

@@ -14,13 +14,19 @@ import asyncio
 import logging
 import time
 from collections.abc import MutableMapping
-from typing import Any
 
 import faust
 
+from loglytics.detection.baseline import Baseline, restore_baseline, update_baseline
 from loglytics.detection.findings import Candidate, build_finding, candidates
-from loglytics.detection.judge import RULES, Judgement, judge_fresh, split_cached
-from loglytics.detection.signals import compute_signals, new_baseline, update_baseline
+from loglytics.detection.judge import (
+    RULES,
+    CachedVerdict,
+    Judgement,
+    judge_fresh,
+    split_cached,
+)
+from loglytics.detection.signals import compute_signals
 from loglytics.partitioning import state_key
 from loglytics.runtime import Runtime
 from loglytics.schemas import Finding, WindowDigest
@@ -41,14 +47,14 @@ class PendingJudgements:
 class _TenantVerdicts:
     """The judge's view of one tenant's verdicts (no other tenant's are reachable)."""
 
-    def __init__(self, table: MutableMapping[bytes, Any], tenant: str) -> None:
+    def __init__(self, table: MutableMapping[bytes, object], tenant: str) -> None:
         self.table = table
         self.prefix = tenant + "#"
 
-    def get(self, key: str) -> Any:
+    def get(self, key: str) -> object:
         return self.table.get((self.prefix + key).encode())
 
-    def __setitem__(self, key: str, value: Any) -> None:
+    def __setitem__(self, key: str, value: CachedVerdict) -> None:
         self.table[(self.prefix + key).encode()] = value
 
 
@@ -56,15 +62,17 @@ class DetectionStage:
     """One worker's detection: baselines and verdicts in tables, judgements in flight.
 
     Findings go to `findings_out` (the `findings` topic); windows and template
-    rows to the runtime's ClickHouse sink.
+    rows to the runtime's ClickHouse sink. Both tables hold JSON: `Baseline`s by
+    source, `CachedVerdict`s by tenant and pattern; rows in an older form are
+    converted when read.
     """
 
     def __init__(
         self,
         runtime: Runtime,
         *,
-        baselines: MutableMapping[bytes, Any],
-        verdicts: MutableMapping[bytes, Any],
+        baselines: MutableMapping[bytes, object],
+        verdicts: MutableMapping[bytes, object],
         findings_out: faust.TopicT,
     ) -> None:
         self.runtime = runtime
@@ -80,7 +88,7 @@ class DetectionStage:
         """Signals, candidates and findings for one source's digests of a batch."""
         tenant, source = digests[0].tenant, digests[0].source
         bkey = state_key(tenant, source, "baseline").encode()
-        baseline: dict[str, Any] = self.baselines.get(bkey) or new_baseline()
+        baseline = restore_baseline(self.baselines.get(bkey))
         per_window: list[tuple[WindowDigest, list[Candidate]]] = []
         templates: list[TemplateRow] = []
         for digest in sorted(digests, key=lambda d: d.window_start):
@@ -170,14 +178,13 @@ def _finding(cand: Candidate, j: Judgement) -> Finding:
     )
 
 
-def _template_rows(digest: WindowDigest, baseline: dict[str, Any]) -> list[TemplateRow]:
+def _template_rows(digest: WindowDigest, baseline: Baseline) -> list[TemplateRow]:
+    """The window's templates as the templates table keeps them (counts since first seen)."""
     rows = []
     for tpl in digest.templates:
-        hist = baseline["t"].get(tpl.template_id)
+        hist = baseline["templates"].get(tpl.template_id)
         if hist is None:
-            continue
-        hist["total"] = hist.get("total", 0) + tpl.count
-        hist.setdefault("first", digest.window_start)
+            continue  # more templates than a baseline keeps: forgotten already
         rows.append(
             TemplateRow(
                 tenant=digest.tenant,
@@ -185,9 +192,9 @@ def _template_rows(digest: WindowDigest, baseline: dict[str, Any]) -> list[Templ
                 template_id=tpl.template_id,
                 template=tpl.template,
                 level=tpl.level,
-                first_seen=hist["first"],
+                first_seen=hist["first_seen"],
                 last_seen=digest.window_end,
-                count=hist["total"],
+                count=hist["total_count"],
             )
         )
     return rows
