@@ -74,7 +74,8 @@ class Column:
 
     ``default`` is a DEFAULT expression: the server fills such a column, so it is
     not part of the insert. ``kind`` overrides the planner kind derived from the
-    type. ``since`` is the migration that added the column.
+    type. ``since`` is the migration that added the column to an existing table
+    (leave it at 1 for columns a table was created with).
     """
 
     name: str
@@ -153,8 +154,6 @@ class Table:
         names = {c.name for c in self.columns}
         if missing := [k for k in self.order_by if k not in names]:
             raise ValueError(f"{self.name}: ORDER BY names unknown columns {missing}")
-        if any(c.since < self.since for c in self.columns):
-            raise ValueError(f"{self.name}: a column cannot predate its table")
         row_type = namedtuple(f"{self.name}_row", self.insert_columns)  # type: ignore[misc]
         object.__setattr__(self, "row", row_type)
 
@@ -190,8 +189,8 @@ class Table:
         """
         statements: list[str] = []
         for position, column in enumerate(self.columns):
-            if column.since != version or self.since == version:
-                continue
+            if column.since != version or column.since <= self.since:
+                continue  # not this migration's, or created with the table
             place = f"AFTER {self.columns[position - 1].name}" if position else "FIRST"
             statements.append(
                 f"ALTER TABLE {self.name} ADD COLUMN IF NOT EXISTS {column.ddl()} {place}"
