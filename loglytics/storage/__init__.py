@@ -1,4 +1,7 @@
-"""ClickHouse storage: connection, schema migrations, the batched sink, reads, and safe plans.
+"""ClickHouse storage: connection, table registry, migrations, batched sink, reads, plans.
+
+Every table and view is declared once, in `tables` (shapes in `registry`); DDL,
+insert order, row builders and the query planner's allow-list derive from it.
 
 The same code serves the embedded chdb engine and a ClickHouse server; see
 `client.open_client` for how DSNs map to each.

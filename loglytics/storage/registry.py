@@ -123,13 +123,13 @@ def _check_columns(owner: str, columns: tuple[Column, ...], readable: Readable |
     if readable is None:
         return
     allowed = {c.name: c for c in columns if c.readable}
+    if kindless := [c.name for c in allowed.values() if not (c.kind or kind_of_type(c.type))]:
+        raise ValueError(f"{owner}: readable columns {kindless} need an explicit planner kind")
     for name in (readable.time_column, *readable.default_columns):
         if name not in allowed:
             raise ValueError(f"{owner}: planner column {name!r} is not a readable column")
     if allowed[readable.time_column].planner_kind not in ("time", "date"):
         raise ValueError(f"{owner}: time column {readable.time_column!r} is not a time")
-    for column in allowed.values():
-        column.planner_kind  # noqa: B018  (raises for a readable column of no kind)
 
 
 @dataclass(frozen=True)

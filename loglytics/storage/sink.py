@@ -39,7 +39,7 @@ from typing import Any, Protocol
 from clickhouse_connect.driver.exceptions import DataError
 
 from loglytics.schemas import Finding, TenantRecord, UsageRecord, WindowDigest
-from loglytics.storage.registry import Row, Table
+from loglytics.storage.registry import Row
 from loglytics.storage.rows import (
     TemplateRow,
     finding_row,
@@ -49,7 +49,7 @@ from loglytics.storage.rows import (
     usage_row,
     window_rows,
 )
-from loglytics.storage.tables import TABLE_SPECS
+from loglytics.storage.tables import TABLE_SPECS, table_spec
 
 __all__ = [
     "ClickHouseSink",
@@ -65,8 +65,6 @@ log = logging.getLogger(__name__)
 
 # Raised by clickhouse-connect while encoding rows, before anything is sent: never transient.
 _DATA_ERRORS = (DataError, TypeError, ValueError, OverflowError)
-
-_TABLES: dict[str, Table] = {table.name: table for table in TABLE_SPECS}
 
 
 class Inserter(Protocol):
@@ -126,7 +124,7 @@ class ClickHouseSink:
         self._cap = max_pending_rows
         self._retry_base = retry_base_s
         self._retry_max = retry_max_s
-        self._buffers: dict[str, list[Row]] = {table: [] for table in _TABLES}
+        self._buffers: dict[str, list[Row]] = {t.name: [] for t in TABLE_SPECS}
         self._buffered = 0
         self._batches: deque[_Batch] = deque()
         self._write_lock = asyncio.Lock()
@@ -330,6 +328,6 @@ class ClickHouseSink:
         self._client.insert(
             batch.table,
             batch.rows,
-            column_names=list(_TABLES[batch.table].insert_columns),
+            column_names=list(table_spec(batch.table).insert_columns),
             settings={"insert_deduplication_token": batch.token, "async_insert": 0},
         )
