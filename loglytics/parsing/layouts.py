@@ -13,7 +13,7 @@ linear time times a small constant; only ``message`` is unbounded.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from enum import Enum
 from operator import itemgetter
 from typing import Final, cast
@@ -114,6 +114,7 @@ class RegexLayout(Layout):
         "_match",
         "example",
         "level_source",
+        "levels",
         "regex",
         "seconds",
     )
@@ -133,6 +134,8 @@ class RegexLayout(Layout):
         self.seconds = seconds
         self.level_source = level_source
         self.example = example
+        self.levels: Mapping[str, str] = LEVEL_LOOKUP
+        """Exact spellings of the level field (a learned layout adds symbols or HTTP statuses)."""
         self._match = self.regex.match
         groups = self.regex.groupindex
         self._has_frac = "frac" in groups
@@ -191,7 +194,7 @@ class RegexLayout(Layout):
             if raw is None:
                 level = guess_level(message)
             else:
-                level = LEVEL_LOOKUP.get(raw) or normalise_level(raw)
+                level = self.levels.get(raw) or normalise_level(raw)
         elif source is LevelSource.PRI:
             pri = m["pri"]
             level = SYSLOG_SEVERITY[int(pri) & 7] if pri is not None else guess_level(message)
@@ -278,7 +281,7 @@ class RegexLayout(Layout):
                 return list(map(known.__getitem__, pris))
             return [known[p] if p else guess_level(m) for p, m in zip(pris, messages, strict=True)]
         raws = list(map(self._column["level"], rows))
-        levels = list(map(LEVEL_LOOKUP.get, raws))
+        levels = list(map(self.levels.get, raws))
         if None not in levels:
             return levels  # type: ignore[return-value]
         return [

@@ -30,16 +30,28 @@ _ALIASES: Final = MappingProxyType(
         "FINEST": "TRACE",
         "FINER": "TRACE",
         "VERBOSE": "TRACE",
+        "V": "TRACE",
+        "TRAC": "TRACE",
         "DEBUG": "DEBUG",
         "DBG": "DEBUG",
         "FINE": "DEBUG",
         "CONFIG": "DEBUG",
         "D": "DEBUG",
+        "DEBU": "DEBUG",
         "INFO": "INFO",
         "INFORMATION": "INFO",
         "INFORMATIONAL": "INFO",
         "INF": "INFO",
         "I": "INFO",
+        # PostgreSQL's LOG and its companion lines, MySQL's Note and System.
+        "LOG": "INFO",
+        "NOTE": "INFO",
+        "SYSTEM": "INFO",
+        "DETAIL": "INFO",
+        "HINT": "INFO",
+        "STATEMENT": "INFO",
+        "CONTEXT": "INFO",
+        "QUERY": "INFO",
         "NOTICE": "NOTICE",
         "N": "NOTICE",
         "WARN": "WARN",
@@ -49,6 +61,8 @@ _ALIASES: Final = MappingProxyType(
         "ERROR": "ERROR",
         "ERR": "ERROR",
         "E": "ERROR",
+        "ERRO": "ERROR",
+        "EROR": "ERROR",
         "SEVERE": "ERROR",
         "FAILURE": "ERROR",
         "CRITICAL": "CRITICAL",
@@ -60,6 +74,9 @@ _ALIASES: Final = MappingProxyType(
         "EMERGENCY": "FATAL",
         "PANIC": "FATAL",
         "F": "FATAL",
+        "FATA": "FATAL",
+        "PANI": "FATAL",
+        "A": "FATAL",  # Android's Assert
         # Apache httpd 2.4's trace1..trace8 sub-levels.
         **{f"TRACE{i}": "TRACE" for i in range(1, 9)},
     }
@@ -163,3 +180,7 @@ def guess_level(text: str) -> str:
     if m is None:
         return UNKNOWN
     return _ALIASES[m.group().upper()]
+
+
+LEVEL_WORDS: Final = frozenset(_ALIASES)
+"""Every upper-case spelling :func:`normalise_level` knows (single letters included)."""

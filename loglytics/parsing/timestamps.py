@@ -132,10 +132,21 @@ def add_fractions(stamps: list[float], fracs: Sequence[str]) -> list[float]:
     return [s + fraction(f) if f else s for s, f in zip(stamps, fracs, strict=True)]
 
 
+# Zone abbreviations a stamp may end in, in hours east of UTC (only unambiguous ones).
+ZONE_NAMES: Final = MappingProxyType(
+    {
+        "Z": 0, "z": 0, "UTC": 0, "GMT": 0, "WET": 0, "WEST": 1, "BST": 1, "CET": 1,
+        "CEST": 2, "EET": 2, "EEST": 3, "EST": -5, "EDT": -4, "CST": -6, "CDT": -5,
+        "MST": -7, "MDT": -6, "PST": -8, "PDT": -7, "JST": 9, "AEST": 10, "AEDT": 11,
+    }
+)  # fmt: skip
+
+
 def zone_offset(tz: str) -> int | None:
-    """Seconds east of UTC for ``Z``, ``+hh``, ``+hhmm`` or ``+hh:mm``."""
-    if tz in ("Z", "z", "UTC", "GMT"):
-        return 0
+    """Seconds east of UTC for ``Z``, ``+hh``, ``+hhmm``, ``+hh:mm`` or a zone name."""
+    hours = ZONE_NAMES.get(tz)
+    if hours is not None:
+        return hours * 3600
     sign = -1 if tz[0] == "-" else 1
     digits = tz[1:].replace(":", "")
     if not digits.isdigit() or len(digits) not in (2, 4):
@@ -151,11 +162,17 @@ class TimestampCache:
     lets the cache die with the source.
     """
 
-    __slots__ = ("_cache", "year")
+    __slots__ = ("_cache", "arrival", "year")
 
-    def __init__(self, year: int) -> None:
+    def __init__(self, year: int, arrival: float | None = None) -> None:
         self.year = year
+        self.arrival = arrival
+        """When the lines being parsed arrived: the day of stamps that carry no date."""
         self._cache: dict[str, float | None] = {}
+
+    def clear(self) -> None:
+        """Forget every cached value (the source's stamp reading changed)."""
+        self._cache.clear()
 
     def seconds(self, key: str, fn: SecondsFn) -> float | None:
         """Epoch seconds for ``key``, computing it with ``fn`` on a miss."""
