@@ -113,6 +113,13 @@ def rows_for(tenant: str, sink: ClickHouseSink) -> None:
             for k in range(3)
         ]
     )
+    _usage_for(tenant, sink)
+
+
+def _usage_for(tenant: str, sink: ClickHouseSink) -> None:
+    """LLM usage rows for ``rows_for``: small values for a, marked ones for b."""
+    b = tenant == "b"
+    mark = "zzB-" if b else ""
     for i in range(12 if b else 5):
         sink.add_usage(
             UsageRecord(
