@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from loglytics.settings import Settings
+from loglytics.settings import Settings, load_settings
 from loglytics.topics import ALL_TOPICS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,3 +140,62 @@ def test_grafana_provisions_clickhouse(compose: dict[str, Any]) -> None:
     assert clickhouse and clickhouse[0]["jsonData"]["host"] == "clickhouse"
     grafana = compose["services"]["grafana"]
     assert "grafana-clickhouse-datasource" in _env(grafana)["GF_INSTALL_PLUGINS"]
+
+
+HOST_VARIABLE = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
+ADDRESS = re.compile(r"(?:^|[/@,])([a-z][a-z0-9-]*):(\d+)")
+
+
+def _with_defaults(value: str) -> str:
+    """A value as compose resolves it when the host sets none of its variables."""
+    return HOST_VARIABLE.sub(lambda m: m.group(2) or "", value)
+
+
+def test_worker_env_is_valid_settings(compose: dict[str, Any]) -> None:
+    """With the host setting nothing, the worker's environment is a valid Settings."""
+    env = _env(compose["services"]["worker"])
+    for name, value in env.items():
+        for var in HOST_VARIABLE.findall(value):
+            assert var[0] == name, f"{name} reads the host's {var[0]}: use the same name"
+    settings = load_settings(**{name.lower(): _with_defaults(v) for name, v in env.items()})
+    assert settings.web_port == int(env["WEB_PORT"])
+
+
+def test_a_host_variable_has_one_default(compose: dict[str, Any]) -> None:
+    """e.g. OLLAMA_MODEL: the model ollama-pull fetches is the one the worker asks for."""
+    defaults: dict[str, set[str]] = {}
+    for name, default in HOST_VARIABLE.findall(COMPOSE.read_text()):
+        defaults.setdefault(name, set()).add(default)
+    split = {name: values for name, values in defaults.items() if len(values) > 1}
+    assert not split, f"one variable, several defaults: {split}"
+    assert "OLLAMA_MODEL" in defaults and "VLLM_MODEL" in defaults
+
+
+def _depends(services: dict[str, Any], name: str) -> set[str]:
+    """The services `name` waits for, directly or through the ones it waits for."""
+    direct = services[name].get("depends_on") or []
+    found = set(direct)
+    for dep in direct:
+        found |= _depends(services, dep)
+    return found
+
+
+def _listens(service: dict[str, Any], port: str) -> bool:
+    published = [str(p).rsplit(":", 1)[-1] for p in service.get("ports", [])]
+    advertised = " ".join(_env(service).values())
+    return port in published or f":{port}" in advertised
+
+
+def test_worker_waits_for_every_service_it_addresses(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    needed = _depends(services, "worker")
+    addressed = {
+        (host, port)
+        for value in _env(services["worker"]).values()
+        for host, port in ADDRESS.findall(_with_defaults(value))
+        if host in services
+    }
+    assert {host for host, _ in addressed} >= {"kafka", "clickhouse", "ollama"}
+    for host, port in sorted(addressed):
+        assert host in needed, f"the worker addresses {host} but does not wait for it"
+        assert _listens(services[host], port), f"{host} does not listen on {port}"
