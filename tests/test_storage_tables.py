@@ -9,8 +9,6 @@ built by it, so the registry must keep describing exactly that schema).
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -377,16 +375,3 @@ def test_planner_kinds_follow_clickhouse_types() -> None:
     assert kind_of_type("Date") == "date" and kind_of_type("Bool") == "bool"
     assert kind_of_type("UInt64") == "num" and kind_of_type("Float64") == "num"
     assert kind_of_type("Array(String)") is None and kind_of_type("Map(String, UInt64)") is None
-
-
-def test_importing_storage_reads_no_settings_and_touches_no_disk(tmp_path: Path) -> None:
-    script = (
-        "import sys, loglytics.storage, loglytics.storage.plan, loglytics.storage.tables\n"
-        "print(sorted(m for m in sys.modules if m in ('loglytics.settings', 'pydantic_settings')))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == "[]"
-    assert list(tmp_path.iterdir()) == []
