@@ -23,6 +23,7 @@ from loglytics.providers import LLMPool, QuotaLedger
 from loglytics.schemas import DecodeError, TenantRecord, UsageRecord
 from loglytics.settings import Settings, Tier
 from loglytics.storage.client import open_client
+from loglytics.storage.retention import RetentionPolicy, apply_retention
 from loglytics.storage.schema import migrate
 from loglytics.storage.sink import ClickHouseSink
 
@@ -100,6 +101,8 @@ class Runtime(Service):
     async def _start(self) -> None:
         self.client = await asyncio.to_thread(open_client, self.settings.clickhouse_dsn)
         await asyncio.to_thread(migrate, self.client)
+        policy = RetentionPolicy.from_settings(self.settings)
+        await asyncio.to_thread(apply_retention, self.client, policy)
         self.sink = ClickHouseSink(self.client)
         await self.sink.start()
         self.pool = LLMPool.from_settings(

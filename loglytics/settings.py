@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 import orjson
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Tier = Literal["free", "pro"]
@@ -72,10 +72,31 @@ class Settings(BaseSettings):
     llm_cache_size: int = Field(1024, ge=0)
     llm_cache_ttl_seconds: float = Field(3600.0, ge=0)
 
+    # Retention in ClickHouse, in days (0 keeps rows forever), set at every start by
+    # loglytics.storage.retention. An unset override takes RETENTION_DAYS; unset usage
+    # (billing data) is kept the longest, and at least a year and a month.
+    retention_days: int = Field(90, ge=0)
+    retention_window_stats_days: int | None = Field(None, ge=0)
+    retention_findings_days: int | None = Field(None, ge=0)
+    retention_usage_days: int | None = Field(None, ge=0)
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _usage_kept_longest(self) -> Settings:
+        """Usage is what tenants are billed from: it must outlive everything it accounts for."""
+        usage = self.retention_usage_days
+        overrides = (self.retention_window_stats_days, self.retention_findings_days)
+        others = [self.retention_days, *(d for d in overrides if d is not None)]
+        if usage and (0 in others or usage < max(others)):
+            raise ValueError(
+                f"RETENTION_USAGE_DAYS ({usage}) must be 0 (forever) or at least every other "
+                "RETENTION_*_DAYS: usage is billing data and is kept the longest"
+            )
+        return self
 
     @field_validator("clickhouse_dsn")
     @classmethod

@@ -51,8 +51,13 @@ from worker_proc import WorkerProcess
 from loglytics.embedded.stack import StackState
 from loglytics.kafka_admin import consumer_lag
 from loglytics.schemas import LogBatch
-from loglytics.settings import Settings
+from loglytics.settings import Settings, load_settings
 from loglytics.storage import Client, open_client
+from loglytics.storage.retention import (
+    RETAINED_TABLES,
+    RetentionPolicy,
+    current_ttl_days,
+)
 
 QUOTA_FIELDS = (
     "free_tokens_per_month",
@@ -268,3 +273,11 @@ def test_pipeline_usage_is_charged_to_the_tenants_tier(
     ).result_rows[0]
     assert (rows[pro]["tokens_this_month"], rows[pro]["calls_today"]) == tuple(charged)
     assert rows[pro]["tokens_this_month"] > 0
+
+
+@PIPELINE_TIMEOUT
+def test_the_worker_set_the_retention_ttls_at_start(pipeline_client: Client) -> None:
+    """The worker that wrote these tables applied the retention of its settings."""
+    wanted = RetentionPolicy.from_settings(load_settings())
+    for table in RETAINED_TABLES:
+        assert current_ttl_days(pipeline_client, table) == wanted.days[table.name], table.name
