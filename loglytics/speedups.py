@@ -1,21 +1,21 @@
-"""Batch masking and number parsing for the ingest hot path.
+"""Number parsing and folding for the ingest hot path.
 
-Why this module: masking every line (a regex split) and reading numeric
-parameters (a ``float()`` per value, raising on many) were most of the ingest
-cost.  The compiled ``loglytics._speedups`` does each over a whole batch in
-one C loop.  The pure-Python definitions below are the reference: the
-compiled functions must return exactly what they return (the tests compare
-the two), and they stand in wherever no compiler was available at install
-time, so the package stays importable.  ``COMPILED`` says which is in use.
+Why this module: reading numeric parameters (a ``float()`` per value,
+raising on many) was a large part of the ingest cost.  The compiled
+``loglytics._speedups`` does it over a whole batch in one C loop.  The
+pure-Python definitions below are the reference: the compiled functions must
+return exactly what they return (the tests compare the two), and they stand
+in wherever no compiler was available at install time, so the package stays
+importable.  ``COMPILED`` says which is in use.  (The extension's batch
+masking, ``mask_many``, is picked the same way next to its definition, in
+:mod:`loglytics.mining.masking`: this module imports nothing of the package.)
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from functools import cache
 
-__all__ = ["COMPILED", "fold", "fold_values", "mask_many", "number", "numbers"]
+__all__ = ["COMPILED", "fold", "fold_values", "number", "numbers"]
 
 _UNITS = "msMSkKbB%"
 
@@ -34,34 +34,6 @@ def number(text: str) -> float | None:
     except ValueError:
         return None
     return value if math.isfinite(value) else None
-
-
-@cache
-def _mask() -> Callable[[str], tuple[str, tuple[str, ...]]]:
-    """One shared ``Masker().mask``, made on first use.
-
-    Imported here rather than at the top because ``loglytics.mining`` itself
-    imports this module: a top-level import would be circular.
-    """
-    from loglytics.mining.masking import Masker
-
-    return Masker().mask
-
-
-def _mask_many(messages: list[str]) -> tuple[list[str], list[tuple[str, ...]]]:
-    """``Masker().mask`` over a batch, as (shapes, values) columns."""
-    if not isinstance(messages, list):
-        raise TypeError(f"mask_many() expects a list, not {type(messages).__name__}")
-    shapes: list[str] = []
-    values: list[tuple[str, ...]] = []
-    mask = _mask()
-    for message in messages:
-        if not isinstance(message, str):
-            raise TypeError(f"mask_many() expects str items, not {type(message).__name__}")
-        shape, params = mask(message)
-        shapes.append(shape)
-        values.append(params)
-    return shapes, values
 
 
 def _numbers(texts: list[str]) -> list[float]:
@@ -115,10 +87,9 @@ def fold_values(found: list[float], stats: list[float] | None) -> list[float] | 
 
 
 try:
-    from loglytics._speedups import fold, mask_many, numbers
+    from loglytics._speedups import fold, numbers
 except ImportError:  # no compiler at install time
     fold = _fold
-    mask_many = _mask_many
     numbers = _numbers
     COMPILED = False
 else:

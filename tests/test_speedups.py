@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loglytics import speedups
+from loglytics.mining import masking
 from loglytics.mining.masking import Masker
 from loglytics.speedups import number
 
@@ -105,21 +106,23 @@ def test_compiled_extension_is_in_use() -> None:
     from loglytics import _speedups
 
     assert speedups.COMPILED
-    assert speedups.mask_many is _speedups.mask_many
+    assert masking.mask_many is _speedups.mask_many
     assert speedups.numbers is _speedups.numbers
     assert speedups.fold is _speedups.fold
 
 
-@pytest.mark.parametrize("module", ["loglytics.speedups", "loglytics.ingest.windows"])
+@pytest.mark.parametrize(
+    "module", ["loglytics.speedups", "loglytics.mining.masking", "loglytics.ingest.windows"]
+)
 def test_imports_first_without_a_cycle(module: str) -> None:
-    # loglytics.mining imports speedups, so speedups must not import mining at load time.
+    # loglytics.mining imports speedups, so speedups must not import mining.
     subprocess.run([sys.executable, "-c", f"import {module}"], check=True)
 
 
 @settings(max_examples=400, deadline=None)
 @given(st.lists(_messages, max_size=5))
 def test_mask_many_matches_masker(messages: list[str]) -> None:
-    shapes, values = speedups.mask_many(messages)
+    shapes, values = masking.mask_many(messages)
     expected = [MASKER.mask(m) for m in messages]
     assert type(shapes) is list and type(values) is list
     assert shapes == [shape for shape, _ in expected]
@@ -136,7 +139,7 @@ def test_numbers_matches_number(texts: list[str]) -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_messages, max_size=5), st.lists(_texts, max_size=5))
 def test_fallback_matches_compiled(messages: list[str], texts: list[str]) -> None:
-    assert speedups._mask_many(messages) == speedups.mask_many(messages)
+    assert masking._mask_many(messages) == masking.mask_many(messages)
     fallback = speedups._numbers(texts)
     assert _same_floats(speedups.numbers(texts), [None if x != x else x for x in fallback])
 
@@ -151,7 +154,7 @@ def test_mask_many_examples() -> None:
         "中文 3x é",
         "\ud800 9",
     ]
-    shapes, values = speedups.mask_many(messages)
+    shapes, values = masking.mask_many(messages)
     assert shapes == [
         "GET /api/v<*> status=<*> in <*> from <*>",
         "fe<*> id=<*> at <*>",
@@ -174,7 +177,7 @@ def test_mask_many_examples() -> None:
 
 def test_mask_many_returns_unmasked_messages_themselves() -> None:
     message = "".join(["connection reset by peer", " é"])  # a fresh, non-interned str
-    shapes, values = speedups.mask_many([message])
+    shapes, values = masking.mask_many([message])
     assert shapes[0] is message
     assert values == [()]
 
@@ -188,7 +191,7 @@ def test_numbers_examples() -> None:
     assert [g if g == g else None for g in got] == [e if e == e else None for e in expected]
 
 
-@pytest.mark.parametrize("func", [speedups.mask_many, speedups.numbers])
+@pytest.mark.parametrize("func", [masking.mask_many, speedups.numbers])
 def test_bad_input_raises_type_error(func: Callable[[Any], object]) -> None:
     with pytest.raises(TypeError):
         func(("a", "b"))

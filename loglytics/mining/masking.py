@@ -2,9 +2,11 @@
 
 This module is the definition: a single regular expression used with
 :meth:`re.Pattern.split`, one pass yielding both the constant text and the
-variable values.  Masking runs on every incoming line, so the miner calls the
-compiled scan in :mod:`loglytics.speedups` (one C loop per batch, about four
-times faster), which the tests hold to exactly this definition.
+variable values.  Masking runs on every incoming line, so the miner calls
+`mask_many`: the compiled scan of ``loglytics._speedups`` (one C loop per
+batch, about four times faster), which the tests hold to exactly this
+definition, or this definition itself where no compiler was available at
+install time.
 
 What it masks is deliberately generic: any run that starts with an ASCII
 digit and continues over ASCII letters, digits, ``_``, ``.``, ``:`` and ``-``.  That covers
@@ -20,9 +22,10 @@ needed.
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import Final
 
-__all__ = ["DATE_WORDS", "MARK", "Masker"]
+__all__ = ["DATE_WORDS", "MARK", "Masker", "mask_many"]
 
 MARK: Final = "<*>"
 """Placeholder written in place of every variable value."""
@@ -83,3 +86,31 @@ class Masker:
         if len(parts) == 1:
             return message, ()
         return MARK.join(parts[0::2]), tuple(parts[1::2])
+
+
+@cache
+def _mask() -> Masker:
+    """One shared `Masker`, made on first use (nothing is compiled at import)."""
+    return Masker()
+
+
+def _mask_many(messages: list[str]) -> tuple[list[str], list[tuple[str, ...]]]:
+    """``Masker().mask`` over a batch, as (shapes, values) columns."""
+    if not isinstance(messages, list):
+        raise TypeError(f"mask_many() expects a list, not {type(messages).__name__}")
+    shapes: list[str] = []
+    values: list[tuple[str, ...]] = []
+    mask = _mask().mask
+    for message in messages:
+        if not isinstance(message, str):
+            raise TypeError(f"mask_many() expects str items, not {type(message).__name__}")
+        shape, params = mask(message)
+        shapes.append(shape)
+        values.append(params)
+    return shapes, values
+
+
+try:
+    from loglytics._speedups import mask_many
+except ImportError:  # no compiler at install time
+    mask_many = _mask_many

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import NotRequired, TypedDict
 
 from .params import NumericOp, Plan
 
-__all__ = ["Match", "MinedShapes", "MinerConfig", "TemplateState"]
+__all__ = ["Match", "MinedShapes", "MinerConfig", "TemplateRecord", "TemplateState"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,26 @@ class Match:
     params: tuple[str, ...]
 
 
+class TemplateRecord(TypedDict):
+    """A `TemplateState` as a changelog-table value (JSON: tuples become lists).
+
+    The keys are :class:`TemplateState`'s fields. Rows written before a field
+    existed lack it and read as its default, hence the `NotRequired` ones.
+    """
+
+    template_id: str
+    template: str
+    tokens: list[str]
+    count: int
+    first_seen: float
+    last_seen: float
+    route: NotRequired[list[str]]
+    serial: NotRequired[int]
+    seq: NotRequired[int]
+    merged_into: NotRequired[str | None]
+    evicted: NotRequired[bool]
+
+
 @dataclass(frozen=True)
 class TemplateState:
     """Persistable snapshot of one template (a changelog-table value).
@@ -92,7 +112,7 @@ class TemplateState:
         """Whether the template still exists in the miner."""
         return self.merged_into is None and not self.evicted
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> TemplateRecord:
         """JSON-able form (tuples become lists)."""
         return {
             "template_id": self.template_id,
@@ -109,7 +129,7 @@ class TemplateState:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TemplateState:
+    def from_dict(cls, data: TemplateRecord) -> TemplateState:
         """Inverse of :meth:`to_dict`; optional fields may be missing."""
         merged = data.get("merged_into")
         return cls(
