@@ -16,15 +16,15 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mined_lines import process_lines
 
 from loglytics.ingest.pipeline import Decoded, SourcePipeline
-from loglytics.mining import TemplateMiner
+from loglytics.mining import MinedLine, TemplateMiner
 from loglytics.parsing import FORMATS, LineParser
 from loglytics.parsing.layouts import RegexLayout
 from loglytics.parsing.loghub import SYSTEMS, load
 from loglytics.parsing.timestamps import TimestampCache, parse_timestamp, parse_timestamps
 from loglytics.synthetic import mixed_lines
-from loglytics.ingest.windows import MinedLine
 
 T0 = 1_796_000_000.0
 
@@ -215,7 +215,7 @@ def test_pipeline_columns_equal_line_objects() -> None:
                 chunk[rnd.randrange(len(chunk))] = "not a log line at all"
             decoded = Decoded("acme", source, None, chunk)
             got = b.process_batch(decoded, T0 + 900).lines()
-            want = a.process(decoded, T0 + 900)[0]
+            want = process_lines(a, decoded, T0 + 900)[0]
             assert [
                 (m.ts, m.level, b.miner.resolve(m.template_id), m.message, m.flagged) for m in got
             ] == [

@@ -5,16 +5,19 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from mined_lines import add_lines, process_lines
+
 from loglytics.bench.detection import BATCH, TENANT, load_bgl
 from loglytics.detection.baseline import new_baseline, update_baseline
 from loglytics.detection.findings import build_finding, candidates
 from loglytics.detection.judge import RULES, judge
 from loglytics.detection.signals import compute_signals
 from loglytics.ingest.pipeline import Decoded, SourcePipeline
+from loglytics.ingest.state import new_source_state
+from loglytics.ingest.windows import closable, to_digest
 from loglytics.prompts.detection import Verdict, Verdicts
 from loglytics.providers import NoProviderAvailable, PoolResult
 from loglytics.schemas import NumericStats, SignalKind, TemplateCount, TokenUsage, WindowDigest
-from loglytics.ingest.windows import add_lines, closable, new_source_state, to_digest
 
 
 def digest(start: float, templates: list[TemplateCount]) -> WindowDigest:
@@ -205,7 +208,8 @@ def test_bgl_alerts_rules_only(loghub_dir: Any) -> None:
     digests: list[WindowDigest] = []
     tids: list[str] = []
     for i in range(0, len(lines), BATCH):
-        mined, _ = pipe.process(Decoded(TENANT, "bgl", None, lines[i : i + BATCH]), time.time())
+        decoded = Decoded(TENANT, "bgl", None, lines[i : i + BATCH])
+        mined, _ = process_lines(pipe, decoded, time.time())
         tids += [m.template_id for m in mined]
         add_lines(state, mined, 60.0, 0.0)
         digests += [to_digest(TENANT, "bgl", w, "w") for w in closable(state, 0.0, idle=False)]

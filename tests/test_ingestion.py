@@ -16,6 +16,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mined_lines import add_lines, mined_batch_of, process_lines, reference_add_lines
 
 from loglytics.ingest.pipeline import (
     EARLIEST_PLAUSIBLE_TS,
@@ -24,20 +25,17 @@ from loglytics.ingest.pipeline import (
     SourcePipeline,
     decode_message,
 )
-from loglytics.schemas import BatchEvent, LogBatch, LogEvent
+from loglytics.ingest.state import new_source_state
 from loglytics.ingest.windows import (
     MAX_EXEMPLAR_CHARS,
     MAX_EXEMPLARS,
-    MAX_NUMERIC_POSITIONS,
-    MinedBatch,
-    MinedLine,
     add_batch,
-    add_lines,
     closable,
-    new_source_state,
     to_digest,
     window_start,
 )
+from loglytics.mining import MinedLine
+from loglytics.schemas import BatchEvent, LogBatch, LogEvent
 
 NOW = time.time()
 T0 = float(int(NOW - 3600) // 60 * 60)
@@ -149,7 +147,7 @@ def _pipe(**kwargs: Any) -> SourcePipeline:
 
 def test_lines_are_parsed_and_mined() -> None:
     lines = [_log4j(T0 + i, f"request {i} served in {i % 7} ms") for i in range(20)]
-    mined, flagged = _pipe().process(Decoded("acme", "api", None, lines), NOW)
+    mined, flagged = process_lines(_pipe(), Decoded("acme", "api", None, lines), NOW)
     assert flagged == 0 and len(mined) == 20
     assert [m.ts for m in mined] == [T0 + i for i in range(20)]
     assert {m.level for m in mined} == {"INFO"}
@@ -161,8 +159,8 @@ def test_lines_are_parsed_and_mined() -> None:
 
 def test_long_lines_are_truncated_and_flagged() -> None:
     long = _log4j(T0, "x" * 70_000)
-    mined, flagged = _pipe(max_line_bytes=65_536).process(
-        Decoded("acme", "api", None, [long, _log4j(T0, "short")]), NOW
+    mined, flagged = process_lines(
+        _pipe(max_line_bytes=65_536), Decoded("acme", "api", None, [long, _log4j(T0, "short")]), NOW
     )
     assert flagged == 1
     assert mined[0].flagged and not mined[1].flagged
@@ -176,8 +174,8 @@ def test_long_lines_are_truncated_and_flagged() -> None:
 def test_future_timestamps_are_accepted_with_a_flag(offset: float, flag: bool) -> None:
     arrival = NOW
     event = BatchEvent(message="m", timestamp=arrival + offset)
-    mined, flagged = _pipe(future_tolerance=300.0).process(
-        Decoded("acme", "api", None, [], [event]), arrival
+    mined, flagged = process_lines(
+        _pipe(future_tolerance=300.0), Decoded("acme", "api", None, [], [event]), arrival
     )
     assert mined[0].flagged is flag and flagged == int(flag)
     assert mined[0].ts == (arrival if flag else arrival + offset)
@@ -185,8 +183,8 @@ def test_future_timestamps_are_accepted_with_a_flag(offset: float, flag: bool) -
 
 @pytest.mark.parametrize("ts", [0.0, 1.0, EARLIEST_PLAUSIBLE_TS - 1])
 def test_implausibly_old_timestamps_are_flagged(ts: float) -> None:
-    mined, flagged = _pipe().process(
-        Decoded("acme", "api", None, [], [BatchEvent(message="m", timestamp=ts)]), NOW
+    mined, flagged = process_lines(
+        _pipe(), Decoded("acme", "api", None, [], [BatchEvent(message="m", timestamp=ts)]), NOW
     )
     assert flagged == 1 and mined[0].ts == NOW
 
@@ -194,7 +192,7 @@ def test_implausibly_old_timestamps_are_flagged(ts: float) -> None:
 @pytest.mark.parametrize("ts", [None, math.nan, math.inf, -math.inf])
 def test_missing_timestamps_take_the_arrival_time_unflagged(ts: float | None) -> None:
     events = [BatchEvent(message="m", timestamp=ts), BatchEvent(message="n", timestamp=T0)]
-    mined, flagged = _pipe().process(Decoded("acme", "api", None, [], events), NOW)
+    mined, flagged = process_lines(_pipe(), Decoded("acme", "api", None, [], events), NOW)
     assert flagged == 0
     assert [m.ts for m in mined] == [NOW, T0]
 
@@ -202,7 +200,7 @@ def test_missing_timestamps_take_the_arrival_time_unflagged(ts: float | None) ->
 def test_undecodable_bytes_are_kept_and_flagged() -> None:
     decoded = decode_message(None, b"good line\nbad \xff\xfe line", [("tenant", b"acme")])
     assert isinstance(decoded, Decoded)
-    mined, flagged = _pipe().process(decoded, NOW)
+    mined, flagged = process_lines(_pipe(), decoded, NOW)
     assert flagged == 1
     assert [m.flagged for m in mined] == [False, True]
     assert "\ufffd" in mined[1].message
@@ -210,7 +208,7 @@ def test_undecodable_bytes_are_kept_and_flagged() -> None:
 
 def test_event_levels_are_normalised() -> None:
     events = [BatchEvent(message="a", level="warning"), BatchEvent(message="b", level=None)]
-    mined, _ = _pipe().process(Decoded("acme", "api", None, ["plain line"], events), NOW)
+    mined, _ = process_lines(_pipe(), Decoded("acme", "api", None, ["plain line"], events), NOW)
     assert [m.level for m in mined] == ["UNKNOWN", "WARN", "UNKNOWN"]
 
 
@@ -218,11 +216,11 @@ def test_process_and_process_batch_agree() -> None:
     lines = [_log4j(T0 + i, f"GC pause {i % 9} ms heap={100 + i}") for i in range(50)]
     lines[3] = "x" * 100
     a, b = _pipe(max_line_bytes=90), _pipe(max_line_bytes=90)
-    mined, flagged = a.process(Decoded("acme", "api", None, lines), NOW)
+    mined, flagged = process_lines(a, Decoded("acme", "api", None, lines), NOW)
     batch = b.process_batch(Decoded("acme", "api", None, lines), NOW)
     assert batch.lines() == mined
     assert len(batch.flagged) == flagged == 1
-    assert MinedBatch.of(mined).lines() == mined
+    assert mined_batch_of(mined).lines() == mined
 
 
 # --------------------------------------------------------------------- windows
@@ -261,12 +259,12 @@ def test_templates_levels_exemplars_and_numbers() -> None:
     (win,) = state["windows"].values()
     assert win["levels"] == {"INFO": 4, "ERROR": 3}
     t1 = win["templates"]["t1"]
-    assert t1["n"] == 6 and t1["new"] and t1["lv"] == "INFO"
-    assert len(t1["ex"]) == MAX_EXEMPLARS
-    assert t1["num"] == {"0": [6, 0.0, 5.0, 15.0], "2": [6, 12.0, 12.0, 72.0]}
+    assert t1["count"] == 6 and t1["new"] and t1["level"] == "INFO"
+    assert len(t1["exemplars"]) == MAX_EXEMPLARS
+    assert t1["numeric"] == {"0": [6, 0.0, 5.0, 15.0], "2": [6, 12.0, 12.0, 72.0]}
     t2 = win["templates"]["t2"]
-    assert t2["num"] == {"0": [1, -1.5, -1.5, -1.5]}
-    assert len(t2["ex"][0]) == MAX_EXEMPLAR_CHARS
+    assert t2["numeric"] == {"0": [1, -1.5, -1.5, -1.5]}
+    assert len(t2["exemplars"][0]) == MAX_EXEMPLAR_CHARS
     digest = to_digest("acme", "api", win, "watermark")
     assert digest.line_count == 7 and digest.templates[0].template_id == "t1"
     assert digest.templates[0].numeric[1].mean == 12.0
@@ -312,63 +310,6 @@ def test_lines_too_late_for_a_missing_window_join_the_oldest_open_one() -> None:
     assert win["lines"] == 2 and win["start"] == T0 + 300
 
 
-def _reference_add_lines(
-    state: dict[str, Any], lines: list[MinedLine], length: float, lateness: float
-) -> int:
-    """The line-by-line definition of `add_lines` (its first implementation)."""
-    windows = state["windows"]
-    max_ts = state["max_ts"]
-    closed_until = state.get("closed_until", 0.0)
-    late = 0
-    for line in lines:
-        max_ts = max(max_ts, line.ts)
-        start = math.floor(line.ts / length) * length
-        if start < closed_until:
-            start, late = closed_until, late + 1
-        key = repr(start)
-        win = windows.get(key)
-        if win is None:
-            if start + length <= max_ts - lateness and windows:
-                key = min(windows, key=float)
-                win, late = windows[key], late + 1
-            else:
-                win = windows[key] = {
-                    "start": start,
-                    "end": start + length,
-                    "lines": 0,
-                    "levels": {},
-                    "templates": {},
-                    "flagged": 0,
-                }
-        win["lines"] += 1
-        win["levels"][line.level] = win["levels"].get(line.level, 0) + 1
-        win["flagged"] += line.flagged
-        acc = win["templates"].setdefault(
-            line.template_id,
-            {"t": line.template, "n": 0, "lv": line.level, "new": False, "ex": [], "num": {}},
-        )
-        acc["n"] += 1
-        acc["new"] = acc["new"] or line.is_new
-        if len(acc["ex"]) < MAX_EXEMPLARS:
-            acc["ex"].append(line.message[:MAX_EXEMPLAR_CHARS])
-        for pos, text in enumerate(line.params[:MAX_NUMERIC_POSITIONS]):
-            try:
-                value = float(text.rstrip("msMSkKbB%"))
-            except ValueError:
-                continue
-            if not text or not (text[0].isdigit() or (text[0] in "-." and len(text) > 1)):
-                continue
-            if not math.isfinite(value):
-                continue
-            stats = acc["num"].setdefault(str(pos), [0, value, value, 0.0])
-            stats[0] += 1
-            stats[1] = min(stats[1], value)
-            stats[2] = max(stats[2], value)
-            stats[3] += value
-    state["max_ts"] = max_ts
-    return late
-
-
 PARAM = st.sampled_from(["1", "2.5", "-3", "12ms", "x", "", ".", "-", "1e3", "inf", "nan", "7%"])
 LINES = st.lists(
     st.builds(
@@ -390,7 +331,9 @@ def _normalised(windows: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = orjson.loads(orjson.dumps(windows))
     for win in out.values():
         for acc in win["templates"].values():
-            acc["num"] = {k: [v[0], v[1], v[2], round(v[3], 6)] for k, v in acc["num"].items()}
+            acc["numeric"] = {
+                k: [v[0], v[1], v[2], round(v[3], 6)] for k, v in acc["numeric"].items()
+            }
     return out
 
 
@@ -401,7 +344,7 @@ def test_add_batch_matches_the_line_by_line_definition(
 ) -> None:
     fast, slow = new_source_state(), new_source_state()
     for lines in batches:
-        assert add_batch(fast, MinedBatch.of(lines), 60.0, 10.0) == _reference_add_lines(
+        assert add_batch(fast, mined_batch_of(lines), 60.0, 10.0) == reference_add_lines(
             slow, lines, 60.0, 10.0
         )
         assert _normalised(fast["windows"]) == _normalised(slow["windows"])
@@ -432,7 +375,7 @@ def test_single_window_batches_match_the_line_by_line_definition(
     """Batches inside one window take a shortcut in `add_batch`; it must decide the same."""
     fast, slow = new_source_state(), new_source_state()
     for i, lines in enumerate(batches):
-        assert add_batch(fast, MinedBatch.of(lines), 60.0, 10.0) == _reference_add_lines(
+        assert add_batch(fast, mined_batch_of(lines), 60.0, 10.0) == reference_add_lines(
             slow, lines, 60.0, 10.0
         )
         assert _normalised(fast["windows"]) == _normalised(slow["windows"])
@@ -499,7 +442,7 @@ def test_fuzz_never_raises(key: bytes | None, value: bytes, headers: Any) -> Non
         return
     assert result.lines or result.events
     pipe = SourcePipeline(result.tenant, result.source, max_line_bytes=64)
-    mined, flagged = pipe.process(result, NOW)
+    mined, flagged = process_lines(pipe, result, NOW)
     assert len(mined) == len(result.lines) + len(result.events)
     assert 0 <= flagged <= len(mined)
     assert all(math.isfinite(m.ts) for m in mined)

@@ -135,8 +135,8 @@ def _line_templates(lines: list[str]) -> tuple[list[str], SourcePipeline]:
     replica = SourcePipeline(TENANT, "replica")
     ids: list[str] = []
     for i in range(0, len(lines), BATCH):
-        mined, _ = replica.process(Decoded(TENANT, "replica", None, lines[i : i + BATCH]), 0.0)
-        ids.extend(m.template_id for m in mined)
+        batch = replica.process_batch(Decoded(TENANT, "replica", None, lines[i : i + BATCH]), 0.0)
+        ids.extend(batch.mined.template_ids)
     return [replica.miner.resolve(t) for t in ids], replica
 
 

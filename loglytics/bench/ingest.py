@@ -137,7 +137,7 @@ def synthetic_batches(
 def hot_path(opts: argparse.Namespace) -> dict[str, Any]:
     """The worker's per-message work in this process, without Kafka or Faust.
 
-    decode_message -> SourcePipeline.process_batch -> windowing.add_batch ->
+    decode_message -> SourcePipeline.process_batch -> windows.add_batch ->
     closable -> export_dirty + activity, per LogBatch, exactly as the ingest
     agent does (minus the table writes). Prints throughput and this process's
     peak RSS at checkpoints: the ingest state is bounded, and what grows is the
@@ -145,12 +145,13 @@ def hot_path(opts: argparse.Namespace) -> dict[str, Any]:
     source).
     """
     from loglytics.ingest.pipeline import Decoded, SourcePipeline, decode_message
-    from loglytics.ingest.windows import add_batch, closable, new_source_state
+    from loglytics.ingest.state import SourceState, new_source_state
+    from loglytics.ingest.windows import add_batch, closable
 
     settings = load_settings()
     start_ts = float(int(time.time() - 2 * 3600) // 60 * 60)
     pipes: dict[str, SourcePipeline] = {}
-    states: dict[str, dict[str, Any]] = {}
+    states: dict[str, SourceState] = {}
     step = max(opts.lines // 8, 1)
     next_mark = step
     rss_at: dict[str, float] = {}

@@ -16,8 +16,7 @@ from typing import cast
 
 import orjson
 
-from loglytics.ingest.windows import MinedBatch, MinedLine
-from loglytics.mining import MinerConfig, TemplateMiner, TemplateState
+from loglytics.mining import MinedBatch, MinerConfig, TemplateMiner, TemplateState
 from loglytics.parsing import LineParser, ParsedColumns, normalise_level
 from loglytics.schemas import BatchEvent, DecodeError, LogBatch, LogEvent
 from loglytics.schemas.logs import ID_PATTERN
@@ -161,22 +160,6 @@ class SourcePipeline:
                 parser = LineParser()
             self.parsers[fmt] = parser
         return parser
-
-    def process(self, decoded: Decoded, arrival_ts: float) -> tuple[list[MinedLine], int]:
-        """The line-by-line definition of :meth:`process_batch`: one object per line.
-
-        Parses line by line and mines with ``add_many``; tests hold the columnar
-        path to it, and tools that want objects use it.
-        """
-        columns, stamps, flagged = self._parse(decoded, arrival_ts, bulk=False)
-        hits = self.miner.add_many(columns.messages, arrival_ts)
-        lines = [
-            MinedLine(t, lv, h.template_id, h.template, h.is_new, h.params, msg, i in flagged)
-            for i, (t, lv, h, msg) in enumerate(
-                zip(stamps, columns.levels, hits, columns.messages, strict=True)
-            )
-        ]
-        return lines, len(flagged)
 
     def process_batch(self, decoded: Decoded, arrival_ts: float) -> MinedBatch:
         """Parse and mine a message's lines into columns (the hot path; see `MinedBatch`)."""

@@ -1,8 +1,9 @@
 """The ingest stage's per-worker state and its batch step: raw messages in, digests out.
 
 The agent (`loglytics.ingest.agent`) takes events in batches and touches each
-tenant/source's table rows once per batch, so the changelog (and the producer) pay per batch, not per line;
-a template's own row is written only when the template changes shape.
+tenant/source's table rows once per batch, so the changelog (and the producer)
+pay per batch, not per line; a template's own row is written only when the
+template changes shape. The rows are named state (`loglytics.ingest.state`).
 Replayed messages (offset at or below the one recorded in the state) are
 skipped, which makes a crash-and-restart count every line exactly once.
 """
@@ -20,8 +21,9 @@ import orjson
 
 from loglytics.deadletters import DeadLetterFn
 from loglytics.ingest.pipeline import Decoded, SourcePipeline
-from loglytics.ingest.windows import add_batch, closable, new_source_state, to_digest
-from loglytics.mining import TemplateState
+from loglytics.ingest.state import SourceState, StoredSourceState, WindowAcc, load_source_state
+from loglytics.ingest.windows import add_batch, closable, to_digest
+from loglytics.mining import TemplateRecord, TemplateState
 from loglytics.partitioning import source_key, state_key
 from loglytics.schemas import WindowDigest
 from loglytics.settings import Settings
@@ -50,11 +52,11 @@ class SourceWork:
 
     key: str
     messages: list[Message]
-    state: dict[str, Any]
+    state: SourceState
     pipe: SourcePipeline
     lines: int = 0
     absorbed: bool = False
-    closed: list[dict[str, Any]] = field(default_factory=list)
+    closed: list[WindowAcc] = field(default_factory=list)
     templates: list[TemplateState] = field(default_factory=list)
     error: Exception | None = None
 
@@ -66,8 +68,8 @@ class IngestStage:
         self,
         settings: Settings,
         *,
-        state_table: MutableMapping[bytes, Any],
-        template_table: MutableMapping[bytes, Any],
+        state_table: MutableMapping[bytes, StoredSourceState],
+        template_table: MutableMapping[bytes, TemplateRecord],
         windows_out: DigestOut,
         dead_letter: DeadLetterFn,
     ) -> None:
@@ -92,14 +94,14 @@ class IngestStage:
                 for k, v in self.template_table.items()
                 if isinstance(k, bytes) and k.startswith(prefix) and v
             ]
-            saved = self.state_table.get(key.encode()) or {}
+            saved = load_source_state(self.state_table.get(key.encode()))
             pipe = SourcePipeline(
                 tenant,
                 source,
                 max_line_bytes=self.settings.max_line_bytes,
                 future_tolerance=self.settings.future_tolerance_seconds,
                 templates=sorted(states, key=lambda s: s.first_seen),
-                activity=saved.get("activity"),
+                activity=saved["activity"],
             )
             self.pipelines[key] = pipe
         return pipe
@@ -108,7 +110,7 @@ class IngestStage:
         """On rebalance: partitions may have moved, so rebuild pipelines from the tables."""
         self.pipelines.clear()
 
-    def emit(self, tenant: str, source: str, wins: list[dict[str, Any]], closed_by: str) -> None:
+    def emit(self, tenant: str, source: str, wins: list[WindowAcc], closed_by: str) -> None:
         """Queue the digests on the app's producer buffer (flushed before every offset commit).
 
         Not awaited one by one: with the embedded broker each record is its own
@@ -140,7 +142,7 @@ class IngestStage:
         for item in work:
             try:
                 state, pipe = item.state, item.pipe
-                offsets: dict[str, int] = state.setdefault("offsets", {})
+                offsets = state["offsets"]
                 for message, partition, offset in item.messages:
                     if offset <= offsets.get(str(partition), -1):
                         continue  # already counted before a restart
@@ -172,7 +174,7 @@ class IngestStage:
         work: list[SourceWork] = []
         for key, messages in groups.items():
             try:
-                state = self.state_table.get(key.encode()) or new_source_state()
+                state = load_source_state(self.state_table.get(key.encode()))
                 pipe = self.pipeline(messages[0][0].tenant, messages[0][0].source)
             except Exception as exc:
                 await self._give_up(key, messages, exc)
@@ -222,9 +224,12 @@ class IngestStage:
                 if now - seen < idle_after:
                     continue
                 bkey = key.encode()
-                state = self.state_table.get(bkey)
+                row = self.state_table.get(bkey)
                 del self.last_arrival[key]
-                if not state or not state["windows"]:
+                if not row:
+                    continue
+                state = load_source_state(row)
+                if not state["windows"]:
                     continue
                 tenant, source = key.split("/", 1)
                 closed = closable(state, self.settings.allowed_lateness_seconds, idle=True)
