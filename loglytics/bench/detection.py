@@ -19,6 +19,7 @@ import os
 import tempfile
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -146,15 +147,35 @@ def _tokens(usage: list[dict[str, Any]]) -> tuple[int, int]:
     return sum(int(u["prompt_tokens"]) + int(u["completion_tokens"]) for u in ours), len(ours)
 
 
-def run(args: list[str] | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Replays:
+    """What the replays left on the topics, and what replay 1 took."""
+
+    seconds_1x: float
+    findings_1x: list[dict[str, Any]]  # the tenant's findings after replay 1
+    findings_all: list[dict[str, Any]]  # ... after every replay
+    windows_1x: list[dict[str, Any]]  # replay 1's window digests
+    tokens_1x: int
+    prompts_1x: int
+    tokens_all: int
+    prompts_all: int
+
+
+def _options(args: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="loglytics bench detection", description=__doc__)
     parser.add_argument("--loghub-dir", type=Path, default=None)
     parser.add_argument("--replays", type=int, default=10)
     parser.add_argument("--window-seconds", type=float, default=60.0)
     parser.add_argument("--timeout", type=float, default=600.0, help="per replay")
-    opts = parser.parse_args(args or [])
-    lines, alerts, levels = load_bgl(_loghub(opts.loghub_dir))
+    return parser.parse_args(args or [])
 
+
+def _ours(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in records if r["tenant"] == TENANT]
+
+
+def replay(opts: argparse.Namespace, lines: list[str]) -> Replays:
+    """Replay the lines `opts.replays` times, one source each, through a real worker."""
     workdir = Path(tempfile.mkdtemp(prefix="loglytics-bench-detection-"))
     settings = embedded_stack.private_settings(workdir)
     state = embedded_stack.up(settings, tied=True)
@@ -165,72 +186,97 @@ def run(args: list[str] | None = None) -> dict[str, Any]:
         allowed_lateness_seconds=0,
         window_idle_close_seconds=2,
     )
+    kafka = state.kafka
     try:
         worker.start()
         started = time.monotonic()
-        asyncio.run(_produce(state.kafka, "bgl-r1", lines))
-        _wait_settled(state.kafka, worker, "bgl-r1", len(lines), opts.timeout)
+        asyncio.run(_produce(kafka, "bgl-r1", lines))
+        _wait_settled(kafka, worker, "bgl-r1", len(lines), opts.timeout)
         seconds_1x = time.monotonic() - started
-        findings = [f for f in asyncio.run(_read(state.kafka, "findings")) if f["tenant"] == TENANT]
-        tokens_1x, prompts_1x = _tokens(asyncio.run(_read(state.kafka, "usage")))
-        windows = [
-            w
-            for w in asyncio.run(_read(state.kafka, "logs.windows"))
-            if w["tenant"] == TENANT and w["source"] == "bgl-r1"
+        findings_1x = _ours(asyncio.run(_read(kafka, "findings")))
+        tokens_1x, prompts_1x = _tokens(asyncio.run(_read(kafka, "usage")))
+        windows_1x = [
+            w for w in _ours(asyncio.run(_read(kafka, "logs.windows"))) if w["source"] == "bgl-r1"
         ]
-        for replay in range(2, opts.replays + 1):
-            asyncio.run(_produce(state.kafka, f"bgl-r{replay}", lines))
-            _wait_settled(state.kafka, worker, f"bgl-r{replay}", len(lines), opts.timeout)
-        tokens_10x, prompts_10x = _tokens(asyncio.run(_read(state.kafka, "usage")))
-        findings_all = [
-            f for f in asyncio.run(_read(state.kafka, "findings")) if f["tenant"] == TENANT
-        ]
+        for n in range(2, opts.replays + 1):
+            asyncio.run(_produce(kafka, f"bgl-r{n}", lines))
+            _wait_settled(kafka, worker, f"bgl-r{n}", len(lines), opts.timeout)
+        tokens_all, prompts_all = _tokens(asyncio.run(_read(kafka, "usage")))
+        findings_all = _ours(asyncio.run(_read(kafka, "findings")))
     finally:
         worker.stop()
         embedded_stack.down(settings)
+    return Replays(
+        seconds_1x=seconds_1x,
+        findings_1x=findings_1x,
+        findings_all=findings_all,
+        windows_1x=windows_1x,
+        tokens_1x=tokens_1x,
+        prompts_1x=prompts_1x,
+        tokens_all=tokens_all,
+        prompts_all=prompts_all,
+    )
 
-    line_tids, replica = _line_templates(lines)
-    named: set[str] = set()
-    by_severity: dict[str, int] = defaultdict(int)
-    first = {f["finding_id"]: f for f in findings if f["source"] == "bgl-r1"}
-    for f in first.values():
-        by_severity[f["severity"]] += 1
-        named.update(replica.miner.resolve(t) for t in f["evidence"]["template_ids"])
-    flags = [t in named for t in line_tids]
-    ours = _prf(flags, alerts)
-    baseline = _prf([lv == "FATAL" for lv in levels], alerts)
 
-    # The naive design: one prompt per window with every line of it, same system prompt.
+def _naive_tokens(windows: list[dict[str, Any]], lines: list[str]) -> tuple[int, int]:
+    """(tokens, windows) of the naive design: one prompt per window holding every line of it,
+    with the same system prompt."""
     overhead = estimate_messages(DETECTION.messages(""))
     window_lines: dict[float, int] = defaultdict(int)
     for w in windows:
         window_lines[w["window_start"]] += w["line_count"]
     naive = overhead * len(window_lines) + sum(estimate_tokens(line) + 1 for line in lines)
-    per_replay: dict[str, int] = defaultdict(int)
-    for f in {f["finding_id"]: f for f in findings_all}.values():
-        per_replay[f["source"]] += 1
+    return naive, len(window_lines)
 
+
+def _print_table(
+    opts: argparse.Namespace,
+    result: dict[str, Any],
+    seconds_1x: float,
+    alert_lines: int,
+    by_severity: dict[str, int],
+    per_replay: dict[str, int],
+) -> None:
     print(
-        f"BGL 2k lines, {sum(alerts)} alert lines; windows of {opts.window_seconds:.0f}s: "
-        f"{len(window_lines)}; replay 1 took {seconds_1x:.1f}s"
+        f"BGL 2k lines, {alert_lines} alert lines; windows of {opts.window_seconds:.0f}s: "
+        f"{result['windows_1x']}; replay 1 took {seconds_1x:.1f}s"
     )
     print(f"{'':22s}{'precision':>10s}{'recall':>10s}{'f1':>10s}")
+    for label, prefix in (("loglytics findings", ""), ("FATAL baseline", "baseline_")):
+        print(
+            f"{label:22s}{result[prefix + 'precision']:>10.3f}{result[prefix + 'recall']:>10.3f}"
+            f"{result[prefix + 'f1']:>10.3f}"
+        )
     print(
-        f"{'loglytics findings':22s}{ours['precision']:>10.3f}{ours['recall']:>10.3f}"
-        f"{ours['f1']:>10.3f}"
-    )
-    print(
-        f"{'FATAL baseline':22s}{baseline['precision']:>10.3f}{baseline['recall']:>10.3f}"
-        f"{baseline['f1']:>10.3f}"
-    )
-    print(
-        f"findings (replay 1): {len(first)} by severity {dict(by_severity)}; "
+        f"findings (replay 1): {result['findings_1x']} by severity {dict(by_severity)}; "
         f"per replay: {dict(sorted(per_replay.items()))}"
     )
     print(
-        f"tokens: 1 replay {tokens_1x} in {prompts_1x} prompts, {opts.replays} replays "
-        f"{tokens_10x} in {prompts_10x}, naive 1 replay {naive}"
+        f"tokens: 1 replay {result['tokens_1x']} in {result['prompts_1x']} prompts, "
+        f"{opts.replays} replays {result['tokens_10x']} in {result['prompts_10x']}, "
+        f"naive 1 replay {result['tokens_naive_1x']}"
     )
+
+
+def run(args: list[str] | None = None) -> dict[str, Any]:
+    opts = _options(args)
+    lines, alerts, levels = load_bgl(_loghub(opts.loghub_dir))
+    replays = replay(opts, lines)
+
+    line_tids, replica = _line_templates(lines)
+    named: set[str] = set()
+    by_severity: dict[str, int] = defaultdict(int)
+    first = {f["finding_id"]: f for f in replays.findings_1x if f["source"] == "bgl-r1"}
+    for f in first.values():
+        by_severity[f["severity"]] += 1
+        named.update(replica.miner.resolve(t) for t in f["evidence"]["template_ids"])
+    ours = _prf([t in named for t in line_tids], alerts)
+    baseline = _prf([lv == "FATAL" for lv in levels], alerts)
+    naive, windows = _naive_tokens(replays.windows_1x, lines)
+    per_replay: dict[str, int] = defaultdict(int)
+    for f in {f["finding_id"]: f for f in replays.findings_all}.values():
+        per_replay[f["source"]] += 1
+
     result: dict[str, Any] = {
         "recall": ours["recall"],
         "precision": ours["precision"],
@@ -238,17 +284,18 @@ def run(args: list[str] | None = None) -> dict[str, Any]:
         "baseline_precision": baseline["precision"],
         "baseline_recall": baseline["recall"],
         "baseline_f1": baseline["f1"],
-        "tokens_1x": tokens_1x,
-        "tokens_10x": tokens_10x,
+        "tokens_1x": replays.tokens_1x,
+        "tokens_10x": replays.tokens_all,
         "tokens_naive_1x": naive,
         # How many prompts carried them: the judge asks about the new patterns of the
         # windows that arrive together, a few per prompt, so the count depends on timing.
-        "prompts_1x": prompts_1x,
-        "prompts_10x": prompts_10x,
+        "prompts_1x": replays.prompts_1x,
+        "prompts_10x": replays.prompts_all,
         "findings_1x": len(first),
-        "windows_1x": len(window_lines),
+        "windows_1x": windows,
         "replays": opts.replays,
     }
+    _print_table(opts, result, replays.seconds_1x, sum(alerts), by_severity, per_replay)
     print(json_line(result))
     return result
 
