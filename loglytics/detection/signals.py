@@ -94,16 +94,22 @@ WindowCheck = Callable[[CheckedWindow], list[TemplateSignals]]
 
 @dataclass(frozen=True)
 class PerTemplate:
+    """A kind checked on each template of the window."""
+
     check: TemplateCheck
 
 
 @dataclass(frozen=True)
 class PerVariable:
+    """A kind checked on each measured variable of a template with enough history."""
+
     check: VariableCheck
 
 
 @dataclass(frozen=True)
 class PerWindow:
+    """A kind checked once over the whole window."""
+
     check: WindowCheck
 
 
