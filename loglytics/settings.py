@@ -72,6 +72,13 @@ class Settings(BaseSettings):
     llm_cache_size: int = Field(1024, ge=0)
     llm_cache_ttl_seconds: float = Field(3600.0, ge=0)
 
+    # Incidents: resolved after this many windows with none of their patterns firing;
+    # delivered to Alertmanager's v2 API and a webhook when set (empty: not delivered).
+    incident_resolve_windows: int = Field(3, ge=1)
+    alertmanager_url: str = ""
+    webhook_url: str = ""
+    webhook_secret: str = ""
+
     # Retention in ClickHouse, in days (0 keeps rows forever), set at every start by
     # loglytics.storage.retention. An unset override takes RETENTION_DAYS; unset usage
     # (billing data) is kept the longest, and at least a year and a month.

@@ -33,6 +33,7 @@ RAW_LOGS = TopicSpec(
 )
 WINDOWS = TopicSpec("logs.windows", "tenant/source", "WindowDigest", timedelta(days=7))
 FINDINGS = TopicSpec("findings", "tenant", "Finding", timedelta(days=30))
+INCIDENTS = TopicSpec("incidents", "tenant", "Incident", timedelta(days=30))
 REQUESTS = TopicSpec("llm.requests", "tenant", "LLMRequest", timedelta(days=1))
 RESPONSES = TopicSpec(
     "llm.responses", "request_id", "LLMResponse | LLMStreamChunk", timedelta(days=1)
@@ -49,6 +50,7 @@ class Topics:
     raw_logs: faust.TopicT
     windows: faust.TopicT
     findings: faust.TopicT
+    incidents: faust.TopicT
     requests: faust.TopicT
     responses: faust.TopicT
     usage: faust.TopicT
@@ -60,6 +62,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     RAW_LOGS,
     WINDOWS,
     FINDINGS,
+    INCIDENTS,
     REQUESTS,
     RESPONSES,
     USAGE,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import faust
 
-from loglytics import detection, ingest, serving, sinks, tenants, web
+from loglytics import detection, incidents, ingest, serving, sinks, tenants, web
 from loglytics.app import create_app
 from loglytics.deadletters import DeadLetters
 from loglytics.detection.stage import DetectionStage
@@ -53,6 +53,9 @@ def build_worker(settings: Settings) -> Worker:
     )
     detection_stage = detection.register(
         app, runtime, windows=topics.windows, findings=topics.findings, dead_letter=dead_letter
+    )
+    incidents.register(
+        app, runtime, findings=topics.findings, incidents=topics.incidents, dead_letter=dead_letter
     )
     sinks.register(
         app, runtime, findings=topics.findings, usage=topics.usage, dead_letter=dead_letter

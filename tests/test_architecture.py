@@ -40,7 +40,7 @@ LOWER = {
     "testing",
 }
 INFRA = {"app", "deadletters", "runtime"}
-STAGES = {"ingest", "detection", "serving", "sinks", "tenants", "web"}
+STAGES = {"ingest", "detection", "incidents", "serving", "sinks", "tenants", "web"}
 TOP = {"worker", "cli", "commands", "bench", "embedded", "__main__"}
 RANK = {**dict.fromkeys(LOWER, 0), **dict.fromkeys(INFRA, 1), **dict.fromkeys(STAGES, 2)}
 RANK.update(dict.fromkeys(TOP, 3))

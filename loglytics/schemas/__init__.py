@@ -11,6 +11,13 @@ from loglytics.schemas.findings import (
     SignalKind,
     finding_id,
 )
+from loglytics.schemas.incidents import (
+    Incident,
+    IncidentEvent,
+    IncidentStatus,
+    ResolvedBy,
+    incident_id,
+)
 from loglytics.schemas.llm import (
     TASKS,
     ErrorInfo,
@@ -34,6 +41,9 @@ __all__ = [
     "ErrorInfo",
     "Evidence",
     "Finding",
+    "Incident",
+    "IncidentEvent",
+    "IncidentStatus",
     "LLMRequest",
     "LLMResponse",
     "LLMStreamChunk",
@@ -41,6 +51,7 @@ __all__ = [
     "LogEvent",
     "NumericStats",
     "Record",
+    "ResolvedBy",
     "Severity",
     "Signal",
     "SignalKind",
@@ -51,5 +62,6 @@ __all__ = [
     "WindowDigest",
     "finding_id",
     "hash_api_key",
+    "incident_id",
     "new_api_key",
 ]

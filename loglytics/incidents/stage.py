@@ -1,0 +1,104 @@
+"""One worker's incidents: tenants' state rows in the table, events out to `incidents`.
+
+Order of effects per tenant: events are sent before the state row is
+written. A crash between the two re-delivers the findings, and the lifecycle
+re-derives the very same events (same ids and versions) for consumers to
+dedupe; the other order could lose events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable, MutableMapping
+
+import faust
+
+from loglytics.incidents.delivery import AlertmanagerSink
+from loglytics.incidents.lifecycle import Lifecycle
+from loglytics.incidents.state import TenantIncidents, dump_state, load_state
+from loglytics.schemas import Finding, Incident
+
+log = logging.getLogger(__name__)
+
+STATE_DETAIL = "incidents"
+
+
+def state_key(tenant: str) -> bytes:
+    """The tenant's row: `tenant#incidents`, on the partition of the tenant's findings."""
+    return f"{tenant}#{STATE_DETAIL}".encode()
+
+
+class IncidentStage:
+    """Findings folded into incidents per tenant; the timer resolves quiet ones."""
+
+    def __init__(
+        self,
+        lifecycle: Lifecycle,
+        *,
+        table: MutableMapping[bytes, object],
+        incidents_out: faust.TopicT,
+        owns: Callable[[bytes], bool],
+        alertmanager: AlertmanagerSink | None = None,
+    ) -> None:
+        self.lifecycle = lifecycle
+        self.table = table
+        self.incidents_out = incidents_out
+        self.owns = owns
+        self.alertmanager = alertmanager
+        self.lock = asyncio.Lock()
+
+    async def send(self, incident: Incident) -> None:
+        await self.incidents_out.send(key=incident.tenant.encode(), value=incident.to_bytes())
+
+    async def absorb(self, findings: list[Finding]) -> list[Incident]:
+        """Fold a batch of findings into their tenants' incidents; return the events sent."""
+        by_tenant: dict[str, list[Finding]] = defaultdict(list)
+        for finding in findings:
+            by_tenant[finding.tenant].append(finding)
+        sent: list[Incident] = []
+        async with self.lock:
+            for tenant, batch in by_tenant.items():
+                key = state_key(tenant)
+                state = load_state(self.table.get(key))
+                events = [e for f in batch for e in self.lifecycle.absorb(state, f)]
+                await self._commit(key, state, events)
+                sent.extend(events)
+        return sent
+
+    async def tick(self, now: float) -> list[Incident]:
+        """Resolve incidents gone quiet, in the tenants this worker owns."""
+        sent: list[Incident] = []
+        async with self.lock:
+            for key in list(self._owned_keys()):
+                state = load_state(self.table.get(key))
+                if events := self.lifecycle.tick(state, now):
+                    await self._commit(key, state, events)
+                    sent.extend(events)
+        return sent
+
+    def open_incidents(self) -> list[Incident]:
+        """The open incidents of the tenants this worker owns (for Alertmanager's re-posts)."""
+        return [
+            inc.incident
+            for key in self._owned_keys()
+            for inc in load_state(self.table.get(key)).open.values()
+        ]
+
+    async def repost_open(self) -> None:
+        """Keep open incidents' alerts alive in Alertmanager (their `endsAt` moves on)."""
+        if self.alertmanager is not None:
+            await self.alertmanager.post(self.open_incidents())
+
+    def _owned_keys(self) -> list[bytes]:
+        return [
+            k
+            for k in list(self.table.keys())
+            if isinstance(k, bytes) and k.endswith(b"#" + STATE_DETAIL.encode()) and self.owns(k)
+        ]
+
+    async def _commit(self, key: bytes, state: TenantIncidents, events: list[Incident]) -> None:
+        for event in events:
+            await self.send(event)
+        self.table[key] = dump_state(state)
