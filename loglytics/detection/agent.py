@@ -38,7 +38,7 @@ def register(
     """Declare the detection tables and agent on the app."""
     stage = DetectionStage(
         runtime,
-        # tenant/source#baseline -> the source's adaptive baseline (see detection.signals)
+        # tenant/source#baseline -> the source's adaptive baseline (see detection.baseline)
         baselines=app.Table("detection-baselines", default=None, key_type=bytes),
         # tenant#judgement_key -> the cached verdict. Per tenant, not per source, and
         # global: a pattern judged for one source (or an earlier replay) is not judged
