@@ -58,7 +58,12 @@ def build_worker(settings: Settings) -> Worker:
         app, runtime, findings=topics.findings, incidents=topics.incidents, dead_letter=dead_letter
     )
     sinks.register(
-        app, runtime, findings=topics.findings, usage=topics.usage, dead_letter=dead_letter
+        app,
+        runtime,
+        findings=topics.findings,
+        usage=topics.usage,
+        dead_letter=dead_letter,
+        incidents=topics.incidents,
     )
     request_service = serving.register(
         app,

@@ -1,9 +1,10 @@
-"""Sink agents: findings and LLM usage into ClickHouse, durably.
+"""Sink agents: findings, incident events and LLM usage into ClickHouse, durably.
 
 Each batch is flushed to ClickHouse before the agent asks for the next one,
 so Faust commits a batch's offsets only after its rows are stored: a crash
-re-delivers unstored rows, and ReplacingMergeTree keys (finding_id; usage's
-full key) absorb the re-delivered ones, so none is lost and none counted twice.
+re-delivers unstored rows, and ReplacingMergeTree keys (finding_id; incident_id
+by version; usage's full key) absorb the re-delivered ones, so none is lost and
+none counted twice.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from faust.types import EventT, StreamT
 
 from loglytics.deadletters import DeadLetterFn
 from loglytics.runtime import Runtime
-from loglytics.schemas import DecodeError, Finding, Record, UsageRecord
+from loglytics.schemas import DecodeError, Finding, Incident, Record, UsageRecord
 from loglytics.storage.sink import ClickHouseSink
 
 R = TypeVar("R", bound=Record)
@@ -32,6 +33,7 @@ def register(
     findings: faust.TopicT,
     usage: faust.TopicT,
     dead_letter: DeadLetterFn,
+    incidents: faust.TopicT | None = None,
 ) -> None:
     """Declare one sink agent per stored topic on the app."""
 
@@ -41,10 +43,19 @@ def register(
 
     _sink_agent(app, runtime, findings, Finding, "sink.findings", _add_findings, dead_letter)
     _sink_agent(app, runtime, usage, UsageRecord, "sink.usage", add_usage, dead_letter)
+    if incidents is not None:
+        _sink_agent(
+            app, runtime, incidents, Incident, "sink.incidents", _add_incidents, dead_letter
+        )
 
 
 def _add_findings(sink: ClickHouseSink, findings: list[Finding]) -> None:
     sink.add_findings(findings)
+
+
+def _add_incidents(sink: ClickHouseSink, incidents: list[Incident]) -> None:
+    for incident in incidents:
+        sink.add_incident(incident)
 
 
 def _sink_agent(

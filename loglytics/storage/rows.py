@@ -14,13 +14,22 @@ from datetime import UTC, datetime
 import orjson
 from pydantic import BaseModel, Field
 
-from loglytics.schemas import Finding, TenantRecord, UsageRecord, WindowDigest
+from loglytics.schemas import Finding, Incident, TenantRecord, UsageRecord, WindowDigest
 from loglytics.storage.registry import Row
-from loglytics.storage.tables import FINDINGS, LLM_USAGE, TEMPLATES, TENANTS, WINDOW_STATS, WINDOWS
+from loglytics.storage.tables import (
+    FINDINGS,
+    INCIDENTS,
+    LLM_USAGE,
+    TEMPLATES,
+    TENANTS,
+    WINDOW_STATS,
+    WINDOWS,
+)
 
 __all__ = [
     "TemplateRow",
     "finding_row",
+    "incident_row",
     "template_row",
     "tenant_row",
     "to_datetime",
@@ -145,4 +154,33 @@ def tenant_row(t: TenantRecord) -> Row:
     """Without its key hashes: secrets stay in the tenants topic."""
     return TENANTS.row(
         tenant=t.tenant, tier=t.tier, enabled=t.enabled, updated_at=to_datetime(t.updated_at)
+    )
+
+
+def incident_row(i: Incident) -> Row:
+    """An `Incident` event as an ``incidents`` row (the highest version wins on merge)."""
+    return INCIDENTS.row(
+        tenant=i.tenant,
+        incident_id=i.incident_id,
+        version=min(i.version, _U32),
+        event=i.event,
+        status=i.status,
+        sources=list(i.sources),
+        severity=i.severity,
+        title=i.title,
+        summary=i.summary,
+        opened_at=to_datetime(i.opened_at),
+        updated_at=to_datetime(i.updated_at),
+        resolved_at=to_datetime(i.resolved_at) if i.resolved_at is not None else None,
+        finding_ids=list(i.finding_ids),
+        template_ids=list(i.template_ids),
+        signal_kinds=list(i.signal_kinds),
+        findings_count=min(i.findings_count, _U32),
+        windows_count=min(i.windows_count, _U32),
+        first_window_start=to_datetime(i.first_window_start),
+        last_window_end=to_datetime(i.last_window_end),
+        previous_incident_id=i.previous_incident_id or "",
+        acknowledged=i.acknowledged,
+        resolved_by=i.resolved_by,
+        schema_version=i.schema_version,
     )

@@ -38,11 +38,12 @@ from typing import Any, Protocol
 
 from clickhouse_connect.driver.exceptions import DataError
 
-from loglytics.schemas import Finding, TenantRecord, UsageRecord, WindowDigest
+from loglytics.schemas import Finding, Incident, TenantRecord, UsageRecord, WindowDigest
 from loglytics.storage.registry import Row
 from loglytics.storage.rows import (
     TemplateRow,
     finding_row,
+    incident_row,
     template_row,
     tenant_row,
     to_datetime,
@@ -196,6 +197,10 @@ class ClickHouseSink:
 
     def add_findings(self, findings: Iterable[Finding]) -> None:
         self._enqueue({"findings": [finding_row(f) for f in findings]})
+
+    def add_incident(self, incident: Incident) -> None:
+        """One row per incident event; ReplacingMergeTree keeps each incident's latest."""
+        self._enqueue({"incidents": [incident_row(incident)]})
 
     def add_window(self, digest: WindowDigest) -> None:
         """One row per template into ``window_stats`` and one totals row into ``windows``."""

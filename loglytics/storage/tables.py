@@ -26,6 +26,7 @@ from loglytics.storage.registry import Column, Readable, Source, Table, View
 __all__ = [
     "DEDUP_WINDOW",
     "FINDINGS",
+    "INCIDENTS",
     "LEDGER",
     "LLM_USAGE",
     "TABLE_SPECS",
@@ -202,6 +203,52 @@ TENANTS = Table(
     settings=_DEDUP,
 )
 
+# One row per incident event; the highest version of an incident is its current state.
+INCIDENTS = Table(
+    "incidents",
+    (
+        _tenant(),
+        Column("incident_id", "String"),
+        Column("version", "UInt32"),
+        Column("event", LC),
+        Column("status", LC),
+        Column("sources", "Array(String)", readable=False),
+        Column("severity", LC),
+        Column("title", "String"),
+        Column("summary", "String"),
+        Column("opened_at", TS),
+        Column("updated_at", TS),
+        Column("resolved_at", f"Nullable({TS})"),
+        Column("finding_ids", "Array(String)", readable=False),
+        Column("template_ids", "Array(String)", readable=False),
+        Column("signal_kinds", "Array(String)", readable=False),
+        Column("findings_count", "UInt32"),
+        Column("windows_count", "UInt32"),
+        Column("first_window_start", TS),
+        Column("last_window_end", TS),
+        Column("previous_incident_id", "String"),
+        Column("acknowledged", "Bool"),
+        Column("resolved_by", LC),
+        Column("schema_version", "UInt16", readable=False),
+    ),
+    engine="ReplacingMergeTree(version)",
+    order_by=("tenant", "incident_id"),
+    settings=_DEDUP,
+    planner=Readable(
+        "opened_at",
+        default_columns=(
+            "incident_id",
+            "status",
+            "severity",
+            "title",
+            "opened_at",
+            "resolved_at",
+            "findings_count",
+        ),
+    ),
+    since=2,
+)
+
 # The migrations ledger (see `schema.migrate`); created before any migration runs.
 LEDGER = Table(
     "schema_migrations",
@@ -214,7 +261,15 @@ LEDGER = Table(
     order_by=("version",),
 )
 
-TABLE_SPECS: tuple[Table, ...] = (FINDINGS, WINDOW_STATS, WINDOWS, TEMPLATES, LLM_USAGE, TENANTS)
+TABLE_SPECS: tuple[Table, ...] = (
+    FINDINGS,
+    WINDOW_STATS,
+    WINDOWS,
+    TEMPLATES,
+    LLM_USAGE,
+    TENANTS,
+    INCIDENTS,
+)
 
 _DT = "DateTime('UTC')"
 _U64 = "UInt64"
@@ -302,6 +357,42 @@ GROUP BY tenant, day, model""",
 FROM v_usage_daily
 GROUP BY tenant, day""",
         planner=Readable("day"),
+    ),
+    # Incidents (migration 2): what is open now, and how fast incidents were detected
+    # (opened after their first window started) and resolved.
+    View(
+        "v_open_incidents",
+        (
+            _tenant(),
+            Column("severity", LC),
+            Column("incidents", _U64),
+            Column("oldest_opened_at", TS),
+        ),
+        """SELECT tenant, severity, count() AS incidents, min(opened_at) AS oldest_opened_at
+FROM incidents FINAL
+WHERE status = 'open'
+GROUP BY tenant, severity""",
+        planner=Readable("oldest_opened_at"),
+        since=2,
+    ),
+    View(
+        "v_incident_times",
+        (
+            _tenant(),
+            Column("incident_id", "String"),
+            Column("severity", LC),
+            Column("status", LC),
+            Column("opened_at", TS),
+            Column("resolved_at", f"Nullable({TS})"),
+            Column("detect_s", "Float64"),
+            Column("resolve_s", "Nullable(Float64)"),
+        ),
+        """SELECT tenant, incident_id, severity, status, opened_at, resolved_at,
+       dateDiff('millisecond', first_window_start, opened_at) / 1000 AS detect_s,
+       dateDiff('millisecond', opened_at, resolved_at) / 1000 AS resolve_s
+FROM incidents FINAL""",
+        planner=Readable("opened_at"),
+        since=2,
     ),
 )
 
