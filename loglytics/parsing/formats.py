@@ -13,6 +13,7 @@ from typing import Final
 
 from loglytics.parsing.jsonlines import JsonLayout
 from loglytics.parsing.layouts import Layout, LevelSource, RegexLayout
+from loglytics.parsing.logfmt import LogfmtLayout
 from loglytics.parsing.timestamps import (
     compact_seconds,
     ctime_seconds,
@@ -43,6 +44,7 @@ _JAVA_TAIL = (
 
 _LAYOUTS: Final[tuple[Layout, ...]] = (
     JsonLayout(),
+    LogfmtLayout(),
     RegexLayout(
         "rfc5424",
         r"<(?P<pri>\d{1,3})>1 (?:-|(?P<ts>" + _ISO_DATE + "T" + _HMS + r")(?:\.(?P<frac>\d{1,9}))?"
@@ -55,7 +57,8 @@ _LAYOUTS: Final[tuple[Layout, ...]] = (
     RegexLayout(
         "syslog",
         r"(?:<(?P<pri>\d{1,3})>)?(?P<ts>[A-Z][a-z]{2} [ \d]\d " + _HMS + r") \S{1,255}\s+"
-        r"(?:(?P<component>[^:\[\s][^:\[]{0,63})(?:\[[^\]]{0,32}\])?:(?:\s+|$))?(?P<message>.*)",
+        r"(?:(?P<component>[^:\[\s][^:\[]{0,63})(?:\[[^\]]{0,32}\])?"
+        r"(?: \([^()]{0,256}\))?:(?:\s+|$))?(?P<message>.*)",
         syslog_seconds,
         LevelSource.PRI,
         "Jun 14 15:16:01 combo sshd(pam_unix)[19939]: check pass; user unknown",
@@ -127,6 +130,15 @@ _LAYOUTS: Final[tuple[Layout, ...]] = (
         compact_seconds,
         LevelSource.FIELD,
         "081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 terminating",
+    ),
+    RegexLayout(
+        "cri",
+        # Kubernetes container runtime (CRI) log files: stamp, stream, full/partial tag.
+        r"(?P<ts>" + _ISO_DATE + "T" + _HMS + r")(?:\.(?P<frac>\d{1,9}))?(?P<tz>Z|[+-]\d\d:\d\d) "
+        r"(?:stdout|stderr) [FP] (?P<message>.*)",
+        iso_seconds,
+        LevelSource.GUESS,
+        "2026-12-01T10:00:00.123456789Z stdout F GET /healthz 200",
     ),
     RegexLayout(
         "log4j",

@@ -43,7 +43,8 @@ _FIELD_REGEX: Final = MappingProxyType(
     }
 )
 # Rust tracing writes its spans before the target: `INFO req{id=1}: app::db: slow`.
-_SPANS = r"(?:[^ \t{}]{0,64}\{[^{}\n]{0,512}\}:[ \t]+){0,8}"
+_SPANS = r"(?:(?:[^ \t{}:]{0,64}\{[^{}\n]{0,512}\}:){1,8}[ \t]+)?"
+_UP_TO_SEP = r"[^ \t][^\n]{0,63}?"
 # The level of an access log line: the status after the quoted request.
 _HTTP_STATUS = r'(?=[^\n]{0,2048}?"[A-Z]{3,10} [^"\n]{0,2048}" (?P<level>[1-5]\d\d)\b)?'
 
@@ -97,7 +98,8 @@ class HeaderSpec:
     order_settled: bool = True
     """False while a numeric date's day/month order is a default no line has proved."""
     second_stamp: bool = False
-    """The stamp was preferred over an earlier, less precise one on the same line."""
+    """The stamp was preferred over a less precise syslog stamp ahead of it (HAProxy via
+    syslog): the learned layout is then tried before the named syslog layouts."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (what the source's state row stores)."""
@@ -161,7 +163,11 @@ def _field_regex(field: Field, *, component: bool, pipe: bool) -> str:
     if kind == "stamp2":  # another stamp on the line: matched, not read
         return re.sub(r"\(\?P<\w+>", "(?:", stamp_fragment(field.open, ".", ""))
     if kind == "component":
-        body = r"(?P<component>[^ \t\[]{1,256}?)(?:\[[^\]\n]{0,64}\])?:"
+        # `tag:`, `prog[pid]:`, `prog[pid] (detail):` (macOS), `tag   :` (logcat pads tags)
+        body = (
+            r"(?P<component>[^ \t]{1,256}?)(?:\[[^\]\n]{0,64}\])?"
+            r"(?: \([^()\n]{0,256}\))?[ \t]{0,64}:"
+        )
     elif kind == "close":
         body = r"(?P<component>[^ \t\]]{1,256})\]"
     elif pipe:
@@ -198,22 +204,40 @@ def _stamp(spec: HeaderSpec) -> str:
     )
 
 
-def _head(spec: HeaderSpec) -> str:
-    """Everything up to and including the stamp."""
+def _head(spec: HeaderSpec, *, loose: bool = False) -> str:
+    """Everything up to and including the stamp.
+
+    ``loose``: when no prefix field is read (no level before the stamp), the
+    stamp may sit a few tokens earlier or later than learned, as in a line
+    whose node or component field is missing or holds a space.
+    """
     parts = [r"<(?P<pri>\d{1,3})>"] if spec.pri else []
-    for f in spec.prefix:
-        parts.append(_field_regex(f, component=False, pipe=False) + r"[ \t]+")
+    if loose and spec.prefix and not any(f.kind == "level" for f in spec.prefix):
+        tokens = len(spec.prefix) + 2 + 3 * sum(f.kind == "stamp2" for f in spec.prefix)
+        parts.append(rf"(?:[^ \t]{{1,256}}[ \t]+){{0,{tokens}}}?")
+    else:
+        for f in spec.prefix:
+            parts.append(_field_regex(f, component=False, pipe=False) + r"[ \t]+")
     parts.append(_stamp(spec))
     return "".join(parts)
 
 
-def _tail_fields(spec: HeaderSpec) -> list[str]:
-    """The post-stamp fields, each with the separator that leads it."""
+def _tail_fields(spec: HeaderSpec, *, loose: bool = False) -> list[str]:
+    """The post-stamp fields, each with the separator that leads it.
+
+    ``loose``: a ``component:`` may hold blanks (``syslogd 1.4.1:``), up to the first colon.
+    """
     comp = _component_index(spec)
     lead = r"[ \t]*\|[ \t]*" if spec.pipes else r"[ \t]+"
     out = []
     for i, f in enumerate(spec.fields):
         regex = _field_regex(f, component=i == comp, pipe=spec.pipes)
+        before_sep = i + 1 < len(spec.fields) and spec.fields[i + 1].kind == "sep"
+        if f.kind == "word" and before_sep and not spec.pipes:
+            # A program name before ` - ` may hold a blank (`app.exe *64 - ...`).
+            regex = f"(?P<component>{_UP_TO_SEP})" if i == comp else _UP_TO_SEP
+        if f.kind == "component" and loose:
+            regex = r"(?P<component>[^ \t:][^:\n]{0,63}?)(?:\[[^\]\n]{0,64}\])?:"
         if f.kind == "component" and spec.spans:
             regex = _SPANS + regex
         first = i == 0 and spec.stamp is None and not spec.prefix and not spec.pri
@@ -240,11 +264,11 @@ def loose_pattern(spec: HeaderSpec) -> str:
     fields right; only the message then starts early.
     """
     tail = ""
-    for regex in reversed(_tail_fields(spec)):
+    for regex in reversed(_tail_fields(spec, loose=True)):
         tail = f"(?:{regex}{tail})?"
     status = _HTTP_STATUS if spec.http_level and not spec.has_level else ""
     sep = r"[ \t]*\|?[ \t]*" if spec.pipes else r"[ \t]*"
-    return _head(spec) + tail + sep + status + "(?P<message>.*)"
+    return _head(spec, loose=True) + tail + sep + status + "(?P<message>.*)"
 
 
 def level_lookup(spec: HeaderSpec) -> dict[str, str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from operator import methodcaller
-from typing import Final
+from typing import Final, cast
 
 import orjson
 
@@ -32,15 +32,18 @@ LEVEL_KEYS: Final = (
     "log.level",
     "loglevel",
     "severity_text",
+    "s",  # MongoDB 4.4+: {"s":"I","c":"NETWORK",...}
 )
 COMPONENT_KEYS: Final = (
     "logger",
+    "log.logger",
     "component",
     "service",
     "logger_name",
     "name",
     "module",
     "source",
+    "c",
 )
 MESSAGE_KEYS: Final = ("message", "msg", "@message", "event", "text", "log")
 
@@ -91,8 +94,12 @@ class JsonLayout(Layout):
             return None
         raw_msg = _first(obj, MESSAGE_KEYS)
         message = raw_msg if isinstance(raw_msg, str) else line if raw_msg is None else str(raw_msg)
+        if message.endswith("\n"):  # Docker's json-file keeps each line's newline in "log"
+            message = message.rstrip("\r\n")
 
         raw_ts = _first(obj, TIMESTAMP_KEYS)
+        if isinstance(raw_ts, dict):  # extended JSON: {"$date": "2026-..."} (MongoDB)
+            raw_ts = raw_ts.get("$date")
         timestamp: float | None = None
         if isinstance(raw_ts, str):
             timestamp = parse_timestamp(raw_ts, cache)
@@ -143,9 +150,12 @@ class JsonLayout(Layout):
         levels = _first_column(objs, LEVEL_KEYS)
         if set(map(type, messages)) | set(map(type, stamps)) | set(map(type, levels)) != {str}:
             return None
+        texts = cast("list[str]", messages)  # all str: checked just above
+        if any(map(methodcaller("endswith", "\n"), texts)):
+            texts = [m.rstrip("\r\n") if m.endswith("\n") else m for m in texts]
         names = {raw: normalise_level(raw) for raw in dict.fromkeys(levels)}  # type: ignore[arg-type]
         return ParsedColumns(
             parse_timestamps(stamps, cache),  # type: ignore[arg-type]
             list(map(names.__getitem__, levels)),
-            messages,  # type: ignore[arg-type]
+            texts,
         )

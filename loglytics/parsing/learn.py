@@ -34,9 +34,13 @@ SHARE: Final = 0.9
 """Share of a source's header lines that must agree for a position to be a field."""
 LEVEL_SHARE: Final = 0.6
 """Levels are a closed vocabulary: a looser share still cannot mistake a word for one."""
+NEAR_TIE: Final = 0.6
+"""A stamp on this share of the lines of the most common one competes with it on precision."""
 MAX_FIELDS: Final = 8
 MAX_BRIDGED: Final = 2
 """Words allowed between the last fixed field and a ``component:`` (host, node)."""
+MAX_LEVEL_AT: Final = 3
+"""The furthest position a level field is looked for (BGL: node, type, component, level)."""
 
 _SEPS: Final = frozenset({"-", "--", "---", "|", ":", "::", "=>", "->", ">", "»"})
 _CLOSERS: Final = {"[": "]", "(": ")", "{": "}", "<": ">", '"': '"'}
@@ -45,7 +49,13 @@ _QUALIFIED: Final = re.compile(r"[A-Za-z_$][\w$-]*(?:\.[\w$-]+){2,}(?:\(\))?")
 _LEVEL_CORE: Final = re.compile(r"([\[(<]?) *([A-Za-z]{1,12}) *([\])>]?:?)")
 _NOT_COMPONENT: Final = re.compile(r"https?:|\d+:\d+:?|.*://.*")
 _HTTP_REQUEST: Final = re.compile(r'"[A-Z]{3,10} [^"]{0,2048}" [1-5]\d\d\b')
-_CONTINUATION: Final = re.compile(r"\s|at |Caused by|\.\.\. \d+ more|Traceback|$")
+# Lines that continue an event (traces, dumps, wrapped JSON): not counted when judging how
+# many of a source's lines carry its stamp.
+_CONTINUATION: Final = re.compile(
+    r"\s|$|at |Caused by|Suppressed:|\.\.\. \d+|Traceback|During handling|The above exception"
+    r"|panic: |fatal error: |goroutine \d|exit status|[\w./*()-]+\(.*\)$|[}\]]"
+    r"|[\w$.]+(?:Exception|Error)\b"
+)
 _STRUCTURAL: Final = frozenset(
     {"num", "bracket", "paren", "brace", "angle", "date", "stamp", "qualified", "sep", "close"}
 )
@@ -113,6 +123,11 @@ def tokenize(text: str, stamps: dict[int, tuple[int, str]] | None = None) -> lis
         while j < len(text) and text[j] in " \t":
             j += 1
         tok = text[start:i]
+        if tok == ":" and out and not out[-1].colon and out[-1].kind in ("word", "qualified"):
+            # `tag   :` (logcat pads tags, Spring Boot pads loggers): the colon ends the tag.
+            out[-1] = replace(out[-1], colon=True, pad=j - i)
+            i = j
+            continue
         colon = tok.endswith(":") and len(tok) > 1 and not _NOT_COMPONENT.fullmatch(tok)
         kind = "stamp" if stamp is not None else classify(tok)
         out.append(Token(tok, kind, j - i, colon and kind != "quoted", stamp[1] if stamp else ""))
@@ -172,6 +187,8 @@ def _choose_stamp(heads: Sequence[str], scans: Sequence[list[StampHit]]) -> _Cho
             before = head[: hit.start - len(opener)]
             anchor = len(tokenize(before, _stamp_tokens(hits, 0)))
             key = (hit.shape, anchor, re.sub(r"\d+", "#", opener))
+            if "#" in key[2] and (key[2] != "<#>" or anchor):
+                continue  # digits glued to it (`00000001@2026/...`): part of a message word
             if i not in found.setdefault(key, {}):
                 found[key][i] = hit
                 counts[key] += 1
@@ -179,14 +196,16 @@ def _choose_stamp(heads: Sequence[str], scans: Sequence[list[StampHit]]) -> _Cho
     if not counts or max(counts.values()) < max(1, candidates // 2):
         return None
     top = max(counts.values())
-    near = [k for k, c in counts.items() if c >= 0.8 * top]
+    near = [k for k, c in counts.items() if c >= NEAR_TIE * top]
 
     def rank(key: tuple[str, int, str]) -> tuple[tuple[int, int, int], int]:
         ranks = Counter(h.rank for h in found[key].values())
         return ranks.most_common(1)[0][0], -key[1]
 
     best = max(near, key=rank)
-    second = any(k[1] < best[1] for k in near)
+    # Preferred over the syslog stamp that leads the line: the named syslog layouts would
+    # take the less precise one, so this header must be tried before them.
+    second = any(k[1] < best[1] and k[0] == "syslog" for k in near)
     chosen = found[best]
     others = {i: [h for h in scans[i] if h is not hit] for i, hit in chosen.items()}
     return _Choice(best, chosen, others, second)
@@ -210,10 +229,12 @@ def _level_field(toks: Sequence[Sequence[Token]], j: int) -> Field:
 
 
 def _level_position(toks: Sequence[Sequence[Token]]) -> tuple[int, str] | None:
-    """Where the level sits among the first three positions, and as what kind of field."""
-    for j in range(3):
+    """Where the level sits among the first positions, and as what kind of field."""
+    for j in range(MAX_LEVEL_AT + 1):
         if _share(toks, j, lambda t: t.kind == "level") >= LEVEL_SHARE:
             return j, "level"
+        if j >= 3:
+            continue  # single letters and symbols only right after the stamp
         letters = {t[j].text for t in toks if len(t) > j and t[j].kind == "letter"}
         if _share(toks, j, lambda t: t.kind == "letter") >= SHARE and (
             len(letters) > 1 or letters & set("IWEDV")
@@ -252,6 +273,9 @@ def _field_of(toks: Sequence[Sequence[Token]], j: int, kind: str) -> Field:
 def learn_fields(toks: Sequence[Sequence[Token]]) -> tuple[list[Field], bool]:
     """The header fields of tokenised line heads, and whether Rust spans come before ``:``."""
     level = _level_position(toks)
+    strong_level = level is not None and (
+        _share(toks, level[0], lambda t: t.kind == "level") >= SHARE
+    )
     colon_k = _colon_position(toks)
     if colon_k is not None:
         loose = sum(1 for j in range(colon_k) if _kind_at(toks, j)[0] not in _STRUCTURAL)
@@ -289,6 +313,10 @@ def learn_fields(toks: Sequence[Sequence[Token]]) -> tuple[list[Field], bool]:
             continue
         if _share(toks, j, lambda t: t.pad >= 2) >= SHARE and _share(toks, j + 1, bool) >= SHARE:
             fields.append(Field("word"))
+            j += 1
+            continue
+        if level is not None and j < level[0] and strong_level:
+            fields.append(Field("word"))  # words up to a level nearly every line has
             j += 1
             continue
         break
@@ -336,7 +364,8 @@ def _learn_stampless(heads: Sequence[str]) -> HeaderSpec | None:
 
 def learn_header(lines: Sequence[str], scanner: StampScanner) -> HeaderSpec | None:
     """The header ``lines`` share, or ``None`` when they share none worth a layout."""
-    heads = [ln[:HEAD_CHARS] for ln in lines if ln.strip()]
+    # JSON objects have their own layout: their keys, not positions, say what a field is.
+    heads = [ln[:HEAD_CHARS] for ln in lines if ln.strip() and not ln.startswith("{")]
     if not heads:
         return None
     choice = _choose_stamp(heads, [scanner.scan(h) for h in heads])
@@ -349,9 +378,7 @@ def learn_header(lines: Sequence[str], scanner: StampScanner) -> HeaderSpec | No
         if resolved is None:
             return None
         shape = resolved
-    pri = opener_key == "<#>" and anchor == 0
-    if "#" in opener_key and not pri:
-        return None  # digits glued to the stamp: no literal to anchor on
+    pri = opener_key == "<#>"
     rows = sorted(choice.hits.items())
     prefix_toks = []
     closes = []

@@ -77,8 +77,10 @@ _ALIASES: Final = MappingProxyType(
         "FATA": "FATAL",
         "PANI": "FATAL",
         "A": "FATAL",  # Android's Assert
-        # Apache httpd 2.4's trace1..trace8 sub-levels.
+        # Apache httpd 2.4's trace1..trace8; PostgreSQL's DEBUG1..5 and MongoDB's D1..D5.
         **{f"TRACE{i}": "TRACE" for i in range(1, 9)},
+        **{f"DEBUG{i}": "DEBUG" for i in range(1, 6)},
+        **{f"D{i}": "DEBUG" for i in range(1, 6)},
     }
 )
 

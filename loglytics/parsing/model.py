@@ -38,3 +38,24 @@ class ParsedColumns:
     timestamps: list[float | None]
     levels: list[str]
     messages: list[str]
+    texts: list[str] | None = None
+    """Each event's full text (bounded) when some event joined several lines, else ``None``:
+    ``messages`` then hold what mining keys on (the header's message, plus a trace's
+    exception type and top frame), ``texts`` what exemplars show."""
+    lines: list[int] | None = None
+    """Raw lines per event, when some event joined several (else one each)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedEvent:
+    """One event: the parsed fields of its header line, and how many raw lines it joined."""
+
+    timestamp: float | None
+    level: str
+    component: str | None
+    message: str
+    """What template mining keys on (see :class:`ParsedColumns`)."""
+    format: str
+    lines: int = 1
+    text: str | None = None
+    """The full text of a joined event, bounded (``None`` for a single line)."""

@@ -10,7 +10,7 @@ from typing import Any, Final
 from loglytics.parsing.formats import DETECTION_ORDER, FORMATS
 from loglytics.parsing.header import HeaderSpec, is_trivial
 from loglytics.parsing.layouts import CustomLayout, Layout
-from loglytics.parsing.learn import HEAD_CHARS, learn_header
+from loglytics.parsing.learn import learn_header
 from loglytics.parsing.learned import AUTO, LearnedLayout
 from loglytics.parsing.levels import guess_level
 from loglytics.parsing.model import ParsedColumns, ParsedLine
@@ -26,8 +26,10 @@ PROBE_LINES: Final = 8
 # a generic layout such as ``iso`` also fits every later log4j line, so the
 # parser would never come back and components would be lost for good.
 SWITCH_AFTER: Final = 3
-# Line heads the general detector learns a header from (see loglytics.parsing.learn).
+# Line heads the general detector learns a header from (see loglytics.parsing.learn),
+# and how much of each is kept: enough for the final vote to see whole JSON lines.
 LEARN_LINES: Final = 32
+SAMPLE_CHARS: Final = 2048
 STATE_VERSION: Final = 1
 
 
@@ -110,6 +112,21 @@ class LineParser:
         layout = self._layout
         return isinstance(layout, LearnedLayout) and layout.dates_assumed
 
+    @property
+    def headered(self) -> bool:
+        """Lines of this source carry a header: a line without one continues the one before."""
+        return self._layout is not None
+
+    def stamped(self, line: str) -> bool:
+        """A stamp sits in the head of ``line`` (a header of another shape, not a continuation)."""
+        if self._scanner is None:
+            self._scanner = StampScanner()
+        return any(hit.rank[0] >= 0 for hit in self._scanner.scan(line))
+
+    def parse_json(self, text: str) -> ParsedLine | None:
+        """``text`` (a pretty-printed object joined back from its lines) as one JSON event."""
+        return FORMATS["json"].parse(text, self._cache)
+
     def set_arrival(self, arrival: float) -> None:
         """When the next lines arrived: the day of stamps that carry none."""
         self._cache.arrival = arrival
@@ -165,7 +182,7 @@ class LineParser:
         room = LEARN_LINES - len(self._sample)
         if room <= 0 or not lines:
             return
-        self._sample.extend(line.rstrip()[:HEAD_CHARS] for line in lines[:room])
+        self._sample.extend(line.rstrip()[:SAMPLE_CHARS] for line in lines[:room])
         if self._scanner is None:
             self._scanner = StampScanner()
         spec = learn_header(self._sample, self._scanner)
@@ -209,11 +226,27 @@ class LineParser:
             self._votes[layout.name] += 1
             self._layout = self._by_name(self._votes.most_common(1)[0][0])
             if not self._probe:
-                self._votes.clear()
-                self._sample.clear()
-                if self._layout is not self._learned:
-                    self._use_learned(None)  # a named layout won: detection as it always was
+                self._settle()
         return parsed
+
+    def _settle(self) -> None:
+        """End of the probe: the layout most of the sampled lines fit first, in the final order.
+
+        The learned header may have changed while the probe ran (it is relearned
+        as lines arrive), so the votes of the first lines are taken again over
+        the whole sample with the final detection order.
+        """
+        votes: Counter[str] = Counter()
+        for head in self._sample:
+            _, layout = self._first_match(head)
+            if layout is not None:
+                votes[layout.name] += 1
+        if votes:
+            self._layout = self._by_name(votes.most_common(1)[0][0])
+        self._votes.clear()
+        self._sample.clear()
+        if self._layout is not self._learned:
+            self._use_learned(None)  # a named layout won: detection as it always was
 
     def _redetect(self, line: str) -> ParsedLine:
         """The current layout missed: parse this line by detection, switch if it keeps missing.
@@ -274,7 +307,7 @@ class LineParser:
         self._layout = self._by_name(name) if name else None
         self._probe = int(state.get("probe", 0))
         self._votes = Counter({str(k): int(v) for k, v in state.get("votes", {}).items()})
-        self._sample = [str(h)[:HEAD_CHARS] for h in state.get("sample", ())][:LEARN_LINES]
+        self._sample = [str(h)[:SAMPLE_CHARS] for h in state.get("sample", ())][:LEARN_LINES]
 
 
 def parse_line(line: str) -> ParsedLine:

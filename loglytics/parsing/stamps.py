@@ -120,6 +120,15 @@ SHAPES: Final = MappingProxyType(
                 r"(?P<Y>(?:19|20)\d\d)(?P<m>[01]\d)(?P<d>[0-3]\d)[T -]?"
                 r"(?P<H>[0-2]\d):?(?P<M>[0-5]\d):?(?P<S>[0-6]\d)",
             ),
+            Shape(
+                "compact2",  # Hadoop HDFS: yyMMdd HHmmss
+                r"(?P<y>\d\d)(?P<m>[01]\d)(?P<d>[0-3]\d) "
+                r"(?P<H>[0-2]\d)(?P<M>[0-5]\d)(?P<S>[0-6]\d)",
+            ),
+            Shape(
+                "dotted",  # IBM DB2 / BGL: yyyy-MM-dd-HH.mm.ss.ffffff
+                r"(?P<Y>\d{4})-(?P<m>\d\d)-(?P<d>\d\d)-(?P<H>\d\d)\.(?P<M>\d\d)\.(?P<S>\d\d)",
+            ),
             Shape("glog", rf"(?P<m>[01]\d)(?P<d>[0-3]\d) {_HMS}", yearless=True),
             Shape("epoch", r"(?P<e>[12]\d{9})"),
             Shape("epoch_ms", r"(?P<e>[12]\d{9})", glued_frac=True),
