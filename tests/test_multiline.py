@@ -99,7 +99,7 @@ def test_java_log_one_event_per_record_and_one_template_per_failure() -> None:
     assert {e.format for e in events} == {"log4j"}
     assert [e.level for e in events] == ["INFO" if k is None else "ERROR" for _, k in shape]
     miner = TemplateMiner()
-    hits = miner.add_many([e.message for e in events], ARRIVAL)
+    hits = miner.add_many([e.mined_message for e in events], ARRIVAL)
     failures = {h.template for h, (_, kind) in zip(hits, shape, strict=True) if kind is not None}
     assert len(failures) == len(FAILURES), failures
     for kind, top, _ in FAILURES:
@@ -165,7 +165,7 @@ def test_a_trace_split_over_two_messages_joins_across_a_restart() -> None:
 def test_traces_join_with_their_identity(text: str, identity: str, level: str, lines: int) -> None:
     parser = EventParser(LineParser())
     got = parser.parse(text.split("\n"), ARRIVAL) + parser.flush()
-    assert got[-1].message == identity
+    assert got[-1].mined_message == identity
     assert got[-1].level == level
     assert got[-1].lines == lines
 

@@ -149,8 +149,9 @@ class EventParser:
             message, rest = found[1], rest[1:]
         identity = trace_identity(rest if event.header else lines)
         text = "\n".join([message, *rest])[:cap] if event.header else "\n".join(lines)[:cap]
-        mined = f"{message} | {identity}" if identity else message
-        return ParsedEvent(first.timestamp, level, component, mined, first.format, len(lines), text)
+        return ParsedEvent(
+            first.timestamp, level, component, message, first.format, len(lines), text, identity
+        )
 
     def state(self) -> dict[str, Any]:
         """JSON-ready: the line parser's detection state and the event waiting, if any."""
@@ -185,7 +186,7 @@ def _prepend(columns: ParsedColumns, event: ParsedEvent) -> None:
     n = len(columns.messages)
     columns.timestamps.insert(0, event.timestamp)
     columns.levels.insert(0, event.level)
-    columns.messages.insert(0, event.message)
+    columns.messages.insert(0, event.mined_message)
     if event.lines > 1:
         columns.texts = [event.text or event.message, *columns.messages[1:]]
         columns.lines = [event.lines, *([1] * n)]
@@ -194,9 +195,9 @@ def _prepend(columns: ParsedColumns, event: ParsedEvent) -> None:
 def as_columns(events: Sequence[ParsedEvent]) -> ParsedColumns:
     """Events as columns; ``texts`` and ``lines`` only when some event joined several lines."""
     columns = ParsedColumns(
-        [e.timestamp for e in events], [e.level for e in events], [e.message for e in events]
+        [e.timestamp for e in events], [e.level for e in events], [e.mined_message for e in events]
     )
     if any(e.lines > 1 for e in events):
-        columns.texts = [e.text if e.text is not None else e.message for e in events]
+        columns.texts = [e.text if e.text is not None else e.mined_message for e in events]
         columns.lines = [e.lines for e in events]
     return columns

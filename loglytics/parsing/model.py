@@ -54,8 +54,15 @@ class ParsedEvent:
     level: str
     component: str | None
     message: str
-    """What template mining keys on (see :class:`ParsedColumns`)."""
+    """What follows the header fields (of the header line, or of a JUL record's level line)."""
     format: str
     lines: int = 1
     text: str | None = None
     """The full text of a joined event, bounded (``None`` for a single line)."""
+    identity: str | None = None
+    """A trace's exception type and top frame (``"java.io.IOException at a.B.c"``)."""
+
+    @property
+    def mined_message(self) -> str:
+        """What template mining keys on: the message, and a trace's identity if it has one."""
+        return f"{self.message} | {self.identity}" if self.identity else self.message
