@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 from loglytics.settings import SettingsError, get_settings, load_settings
 
-OWN_COMMANDS = ("stack", "send", "mine", "findings", "demo", "ask", "tenants", "bench")
+OWN_COMMANDS = ("stack", "send", "mine", "parse", "findings", "demo", "ask", "tenants", "bench")
 
 
 def _stack(args: argparse.Namespace) -> int:
@@ -113,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("mine", help="template-mine lines; CSV line,template_id,template")
     p.add_argument("file", nargs="?", default="-")
     p.set_defaults(func=_mine)
+
+    p = sub.add_parser("parse", help="parse lines into events; JSON per event with --json")
+    p.add_argument("file", nargs="?", default="-")
+    p.add_argument("--format", default=None, help="a named format, or auto (default: detect)")
+    p.add_argument("--json", action="store_true", help="one JSON object per event")
+    p.set_defaults(func=_lazy("loglytics.commands.parse", "run"))
 
     p = sub.add_parser("findings", help="print findings from the findings topic")
     p.add_argument("--tenant", default=None)
