@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from loglytics.incidents.lifecycle import Lifecycle
 from loglytics.incidents.rules import dependency_names, families
+from loglytics.incidents.stage import IncidentStage
 from loglytics.incidents.state import TenantIncidents, dump_state, load_state
 from loglytics.schemas import (
     Evidence,
@@ -205,3 +206,36 @@ def test_state_codec_round_trips_and_survives_garbage() -> None:
     assert dump_state(restored) == dump_state(state)
     assert load_state(b"not json").open == {}
     assert load_state(None).open == {}
+
+
+class Sent:
+    """Stands in for the incidents topic: records what the stage sends."""
+
+    def __init__(self) -> None:
+        self.values: list[Incident] = []
+
+    async def send(self, *, key: bytes, value: bytes) -> None:
+        incident = Incident.from_bytes(value)
+        assert key == incident.tenant.encode()
+        self.values.append(incident)
+
+
+async def test_the_stage_keeps_one_row_per_tenant_and_resolves_only_what_it_owns() -> None:
+    table: dict[bytes, object] = {}
+    out = Sent()
+    stage = IncidentStage(
+        Lifecycle(),
+        table=table,
+        incidents_out=out,  # type: ignore[arg-type]
+        owns=lambda key: key.startswith(b"globex#"),
+    )
+    batch = [finding(w, "npe", EXC) for w in range(3)]
+    batch.append(finding(0, "npe", EXC, tenant="acme"))
+    sent = await stage.absorb(batch)
+    assert [(e.tenant, e.event) for e in sent] == [("globex", "opened"), ("acme", "opened")]
+    assert set(table) == {b"globex#incidents", b"acme#incidents"}
+    assert await stage.absorb(batch) == []  # re-delivered: nothing new
+    assert {i.tenant for i in stage.open_incidents()} == {"globex"}
+    resolved = await stage.tick(batch[-1].created_at + 10 * W)
+    assert [(e.tenant, e.event) for e in resolved] == [("globex", "resolved")]
+    assert out.values == [*sent, *resolved]
