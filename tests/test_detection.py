@@ -154,12 +154,12 @@ class FakePool:
         n = kw["messages"][-1]["content"].count("\n[")
         verdicts = Verdicts(
             verdicts=[
-                Verdict(
+                Verdict(  # grounded wording (it names what the candidate says)
                     ref=i,
-                    category="c",
+                    category="network",
                     severity="high",
-                    title="t",
-                    summary="s",
+                    title="Connections refused",
+                    summary="Connections are refused.",
                     recommendation="r",
                     confidence=80,
                 )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypedDict, cast
 
 from loglytics.detection.findings import Candidate
+from loglytics.detection.grounding import grounded
 from loglytics.prompts.detection import DETECTION, Verdict, Verdicts
 from loglytics.providers import InvalidOutput, LLMPool, PoolError
 from loglytics.settings import Tier
@@ -178,6 +179,12 @@ async def _judge_chunk(
     out: dict[str, Judgement] = {}
     for i, cand in enumerate(chunk):
         verdict = by_ref.get(i)
+        tpl = cand.item.template
+        if verdict is not None and not grounded(verdict, [tpl.template, *tpl.exemplars]):
+            # Wording about something else (often the prompt's example): dropped whole,
+            # counted, and remembered as judged so the pattern is not asked about again.
+            pool.metrics.errors.labels(provider=result.provider, kind="ungrounded_verdict").inc()
+            verdict = None
         # A candidate the model skipped was still judged: remember that too, so a
         # recurring pattern never costs a second prompt.
         model = result.model if verdict is not None else "rules"
