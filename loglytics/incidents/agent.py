@@ -62,7 +62,6 @@ def register(
             default=None,
             key_type=bytes,
             value_type=bytes,
-            value_serializer="raw",
             partitions=app.conf.topic_partitions,
         ),
         incidents_out=incidents,
