@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import faust
 
+from loglytics.kafka_clients import KafkaSecurity
 from loglytics.partitioning import (
     CoPartitionedGlobalTable,
     CoPartitionedTable,
@@ -29,6 +30,8 @@ def create_app(settings: Settings) -> faust.App:
         store="memory://",
         datadir=str(datadir),
         autodiscover=False,
+        # The same TLS/SASL settings every other client takes (loglytics.kafka_clients).
+        broker_credentials=KafkaSecurity.from_settings(settings).faust_credentials(),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=1,
         producer_partitioner=tenant_partitioner,

@@ -28,6 +28,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from loglytics.kafka_admin import ensure_topics
+from loglytics.kafka_clients import KafkaConnection
 from loglytics.schemas import DecodeError, LLMRequest, LLMResponse, LLMStreamChunk
 from loglytics.topics import REQUESTS, RESPONSES
 
@@ -57,10 +58,12 @@ def decode_reply(value: bytes) -> Reply:
 
 
 class RequestClient:
-    """A shared request/reply client; `async with RequestClient(bootstrap) as c: ...`."""
+    """A shared request/reply client; `async with RequestClient(kafka) as c: ...`."""
 
-    def __init__(self, bootstrap: str, *, partitions: int = 4, fetch_wait_ms: int = 20) -> None:
-        self.bootstrap = bootstrap
+    def __init__(
+        self, kafka: KafkaConnection, *, partitions: int = 4, fetch_wait_ms: int = 20
+    ) -> None:
+        self.kafka = kafka
         self.partitions = partitions
         self._fetch_wait_ms = fetch_wait_ms
         self._producer: AIOKafkaProducer | None = None
@@ -69,12 +72,9 @@ class RequestClient:
         self._waiters: dict[str, asyncio.Queue[Reply]] = {}
 
     async def start(self) -> None:
-        await ensure_topics(self.bootstrap, self.partitions)
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap, linger_ms=0, max_request_size=8 << 20
-        )
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
+        await ensure_topics(self.kafka, self.partitions)
+        producer = self.kafka.producer(linger_ms=0, max_request_size=8 << 20)
+        consumer = self.kafka.consumer(
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="latest",
@@ -195,9 +195,9 @@ class RequestClient:
 
 
 async def ask_once(
-    bootstrap: str, request: LLMRequest, timeout: float
+    kafka: KafkaConnection, request: LLMRequest, timeout: float
 ) -> AsyncGenerator[Reply, None]:
     """One request on a client of its own (what a CLI needs)."""
-    async with RequestClient(bootstrap) as client, aclosing(client.stream(request, timeout)) as it:
+    async with RequestClient(kafka) as client, aclosing(client.stream(request, timeout)) as it:
         async for reply in it:
             yield reply

@@ -7,15 +7,16 @@ a topic with the broker's default layout.
 
 from __future__ import annotations
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import TopicPartition
+from aiokafka.admin import NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from loglytics.kafka_clients import KafkaConnection
 from loglytics.topics import ALL_TOPICS
 
 
-async def ensure_topics(bootstrap: str, partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def ensure_topics(kafka: KafkaConnection, partitions: int) -> None:
+    admin = kafka.admin()
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -38,10 +39,10 @@ async def ensure_topics(bootstrap: str, partitions: int) -> None:
         await admin.close()
 
 
-async def read_topic(bootstrap: str, topic: str, idle_ms: int = 700) -> list[bytes]:
+async def read_topic(kafka: KafkaConnection, topic: str, idle_ms: int = 700) -> list[bytes]:
     """Every value of a topic from the beginning, read at least to the end offsets it had
     when asked (an idle poll alone can end early on a busy machine), then until idle."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = kafka.consumer(enable_auto_commit=False)
     await consumer.start()
     out: list[bytes] = []
     try:
@@ -65,15 +66,15 @@ async def read_topic(bootstrap: str, topic: str, idle_ms: int = 700) -> list[byt
         await consumer.stop()
 
 
-async def consumer_lag(bootstrap: str, group: str, topics: tuple[str, ...], partitions: int) -> int:
+async def consumer_lag(
+    kafka: KafkaConnection, group: str, topics: tuple[str, ...], partitions: int
+) -> int:
     """Messages of `topics` that consumer group `group` has not committed yet.
 
     Reads committed offsets with a consumer of that group that never subscribes,
     so it neither joins nor disturbs the group (Tansu has no group-offsets admin API).
     """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-    )
+    consumer = kafka.consumer(group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
         tps = [TopicPartition(t, p) for t in topics for p in range(partitions)]

@@ -99,7 +99,9 @@ class Runtime(Service):
         return self
 
     async def _start(self) -> None:
-        self.client = await asyncio.to_thread(open_client, self.settings.clickhouse_dsn)
+        self.client = await asyncio.to_thread(
+            open_client, self.settings.clickhouse_dsn, ca_file=self.settings.clickhouse_ca_file
+        )
         await asyncio.to_thread(migrate, self.client)
         policy = RetentionPolicy.from_settings(self.settings)
         await asyncio.to_thread(apply_retention, self.client, policy)

@@ -18,6 +18,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Tier = Literal["free", "pro"]
 TIERS: tuple[Tier, ...] = ("free", "pro")
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
 class SettingsError(ValueError):
@@ -33,7 +35,20 @@ class Settings(BaseSettings):
 
     # Services: empty means "embedded".
     kafka_bootstrap_servers: str = ""
+    # How every Kafka client (Faust's, the commands', the gateway's) reaches the broker;
+    # applied by loglytics.kafka_clients. TLS verifies against KAFKA_SSL_CAFILE (else the
+    # system's CAs); a client certificate and key are sent when both are set.
+    kafka_security_protocol: KafkaSecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: KafkaSaslMechanism = "PLAIN"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = ""
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_key_password: str = ""
     clickhouse_dsn: str = "chdb:///./.loglytics/clickhouse"
+    # For an https:// DSN: the CA that signed the server's certificate (else the system's).
+    clickhouse_ca_file: Path | None = None
     ollama_base_url: str = ""
     ollama_model: str = "llama3.2:3b"
     vllm_base_url: str = ""
@@ -103,6 +118,20 @@ class Settings(BaseSettings):
                 f"RETENTION_USAGE_DAYS ({usage}) must be 0 (forever) or at least every other "
                 "RETENTION_*_DAYS: usage is billing data and is kept the longest"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _kafka_security_complete(self) -> Settings:
+        """SASL without a user, or a certificate without its key, fails at start, not at
+        the first connection (where it reads as the broker refusing us)."""
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        if sasl and not (self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+            )
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            raise ValueError("KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE go together")
         return self
 
     @field_validator("clickhouse_dsn")

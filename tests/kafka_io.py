@@ -8,16 +8,20 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaProducer
 
 from loglytics.kafka_admin import ensure_topics, read_topic
+from loglytics.kafka_clients import KafkaConnection
 
 Message = tuple[bytes | None, bytes, list[tuple[str, bytes]] | None]
 
 
-async def produce(bootstrap: str, topic: str, messages: Sequence[Message]) -> None:
-    await ensure_topics(bootstrap, 4)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=8 << 20)
+async def produce(
+    bootstrap: str | KafkaConnection, topic: str, messages: Sequence[Message]
+) -> None:
+    """Produce to the broker (a plain address: the embedded stack's plaintext listener)."""
+    kafka = _connection(bootstrap)
+    await ensure_topics(kafka, 4)
+    producer = kafka.producer(max_request_size=8 << 20)
     await producer.start()
     try:
         for key, value, headers in messages:
@@ -26,13 +30,17 @@ async def produce(bootstrap: str, topic: str, messages: Sequence[Message]) -> No
         await producer.stop()
 
 
-async def read_all(bootstrap: str, topic: str, idle_ms: int = 1500) -> list[Any]:
+async def read_all(bootstrap: str | KafkaConnection, topic: str, idle_ms: int = 1500) -> list[Any]:
     """Every record of a topic from the beginning, decoded as JSON."""
-    return [orjson.loads(v) for v in await read_topic(bootstrap, topic, idle_ms)]
+    return [orjson.loads(v) for v in await read_topic(_connection(bootstrap), topic, idle_ms)]
+
+
+def _connection(bootstrap: str | KafkaConnection) -> KafkaConnection:
+    return bootstrap if isinstance(bootstrap, KafkaConnection) else KafkaConnection(bootstrap)
 
 
 def wait_for(
-    bootstrap: str,
+    bootstrap: str | KafkaConnection,
     topic: str,
     done: Callable[[list[Any]], bool],
     timeout: float,

@@ -34,6 +34,7 @@ LOWER = {
     "tasks",
     "clients",
     "kafka_admin",
+    "kafka_clients",
     "speedups",
     "_speedups",
     "synthetic",

@@ -50,6 +50,7 @@ from worker_proc import WorkerProcess
 
 from loglytics.embedded.stack import StackState
 from loglytics.kafka_admin import consumer_lag
+from loglytics.kafka_clients import KafkaConnection
 from loglytics.schemas import LogBatch
 from loglytics.settings import Settings, load_settings
 from loglytics.storage import Client, open_client
@@ -208,7 +209,7 @@ def pipeline(stack: StackState, tmp_path_factory: pytest.TempPathFactory) -> Pip
         )
         topics = ("logs.raw", "logs.windows", "findings", "usage")
         deadline = time.monotonic() + 90
-        while asyncio.run(consumer_lag(stack.kafka, worker.app_id, topics, 4)):
+        while asyncio.run(consumer_lag(KafkaConnection(stack.kafka), worker.app_id, topics, 4)):
             assert time.monotonic() < deadline, f"worker still behind:\n{worker.tail()}"
             time.sleep(1)
     finally:

@@ -12,6 +12,7 @@ from loglytics.embedded.ports import free_port
 from loglytics.embedded.stack import StackState
 from loglytics.embedded.worker import WorkerProcess
 from loglytics.kafka_admin import consumer_lag
+from loglytics.kafka_clients import KafkaConnection
 from loglytics.schemas import LogBatch
 from loglytics.storage.client import open_client
 
@@ -72,9 +73,9 @@ def test_findings_survive_a_crash_and_are_stored_once(stack: StackState, tmp_pat
         )
         deadline = time.monotonic() + 60
         topics = ("logs.raw", "logs.windows", "findings")
-        while asyncio.run(consumer_lag(stack.kafka, worker.app_id, topics, 4)) and (
-            time.monotonic() < deadline
-        ):
+        while asyncio.run(
+            consumer_lag(KafkaConnection(stack.kafka), worker.app_id, topics, 4)
+        ) and (time.monotonic() < deadline):
             time.sleep(1)
     finally:
         worker.stop()  # releases the embedded ClickHouse directory

@@ -29,8 +29,10 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 import loglytics.clients
 import loglytics.commands.send
 import loglytics.commands.tenants
+import loglytics.kafka_clients
 from loglytics.app import create_app
 from loglytics.clients import RequestClient, new_request_id
+from loglytics.kafka_clients import KafkaConnection
 from loglytics.schemas import DeadLetter, LLMRequest, TenantRecord
 from loglytics.settings import Settings
 from loglytics.topics import (
@@ -149,7 +151,8 @@ class Consumer:
 
 @pytest.fixture
 def recorded(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, dict[str, Any]]]]:
-    """aiokafka's clients in the modules under test replaced by `_Recorded` stand-ins."""
+    """aiokafka's clients replaced by `_Recorded` stand-ins where every client is built:
+    the one factory, `loglytics.kafka_clients`."""
     made: list[tuple[str, dict[str, Any]]] = []
     producer = type("AIOKafkaProducer", (_Recorded,), {"made": made})
     consumer = type("AIOKafkaConsumer", (_Recorded,), {"made": made})
@@ -157,9 +160,8 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, dict[s
     async def no_topics(*args: Any, **kwargs: Any) -> None:
         return None
 
-    for module in (loglytics.clients, loglytics.commands.send, loglytics.commands.tenants):
-        monkeypatch.setattr(module, "AIOKafkaProducer", producer, raising=False)
-        monkeypatch.setattr(module, "AIOKafkaConsumer", consumer, raising=False)
+    monkeypatch.setattr(loglytics.kafka_clients, "AIOKafkaProducer", producer)
+    monkeypatch.setattr(loglytics.kafka_clients, "AIOKafkaConsumer", consumer)
     monkeypatch.setattr(loglytics.clients, "ensure_topics", no_topics)
     yield made
 
@@ -187,11 +189,12 @@ def code_clients(
     """Every producer and consumer the code builds, with the limits it builds them with."""
 
     async def build() -> tuple[dict[str, dict[str, Any]], ...]:
-        request = await _built(made, RequestClient("127.0.0.1:9").start())
+        kafka = KafkaConnection("127.0.0.1:9")
+        request = await _built(made, RequestClient(kafka).start())
         record = TenantRecord(tenant="t")
-        tenants = await _built(made, loglytics.commands.tenants.write_tenant("x:9", record))
+        tenants = await _built(made, loglytics.commands.tenants.write_tenant(kafka, record))
         made.clear()
-        loglytics.commands.send.shipper_producer("127.0.0.1:9")
+        loglytics.commands.send.shipper_producer(kafka)
         send = {kind: kwargs for kind, kwargs in made}
         return request, tenants, send
 

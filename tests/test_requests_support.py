@@ -20,6 +20,7 @@ import orjson
 from loglytics.clients import Reply, RequestClient, new_request_id
 from loglytics.commands.tenants import add as add_tenant_record
 from loglytics.embedded.stack import StackState
+from loglytics.kafka_clients import KafkaConnection
 from loglytics.schemas import LLMRequest, LLMResponse
 from loglytics.tasks import DATA_MODELS
 
@@ -44,7 +45,7 @@ def uid() -> str:
 
 def add_tenant(stack: StackState, name: str, tier: str = "free") -> str:
     """Register a tenant through the same code as `loglytics tenants add`; returns its key."""
-    return asyncio.run(add_tenant_record(stack.kafka, 4, name, tier))
+    return asyncio.run(add_tenant_record(KafkaConnection(stack.kafka), 4, name, tier))
 
 
 def cli_env(stack: StackState, tmp: Path) -> dict[str, str]:
@@ -83,7 +84,7 @@ def request(tenant: str, key: str, task: str, **fields: Any) -> LLMRequest:
 
 async def call_all(stack: StackState, requests: list[LLMRequest]) -> list[list[Reply]]:
     """Send requests concurrently on one client; every reply record of each, in order."""
-    async with RequestClient(stack.kafka) as client:
+    async with RequestClient(KafkaConnection(stack.kafka)) as client:
 
         async def one(req: LLMRequest) -> list[Reply]:
             return [r async for r in client.stream(req, REPLY_TIMEOUT)]

@@ -33,6 +33,7 @@ from worker_proc import WorkerProcess
 
 from loglytics.clients import Reply, RequestClient, new_request_id
 from loglytics.embedded.stack import StackState
+from loglytics.kafka_clients import KafkaConnection
 from loglytics.schemas import LLMStreamChunk
 
 ENTRIES = [
@@ -163,7 +164,7 @@ async def test_error_replies_and_the_agent_keeps_serving(ctx: Ctx) -> None:
         assert error is not None and error.error == "invalid_input"
 
     marker = f"no-id-{uid()}"
-    async with RequestClient(ctx.stack.kafka) as client:
+    async with RequestClient(KafkaConnection(ctx.stack.kafka)) as client:
         broken_id = new_request_id()
         broken = b'{"request_id": "' + broken_id.encode() + b'", "tenant": "' + t.encode()
         invalid_id = new_request_id()

@@ -18,6 +18,7 @@ from test_requests_support import cli_env, uid
 
 from loglytics.commands.tenants import read_tenants
 from loglytics.embedded.stack import StackState
+from loglytics.kafka_clients import KafkaConnection
 from loglytics.schemas import hash_api_key
 
 
@@ -41,7 +42,7 @@ def test_add_list_set_tier(stack: StackState, tmp_path: Path) -> None:
 
     again = tenants_cli(stack, tmp_path, "add", name)  # a second key; tier kept
     second = again.stdout.strip()
-    record = asyncio.run(read_tenants(stack.kafka))[name]
+    record = asyncio.run(read_tenants(KafkaConnection(stack.kafka)))[name]
     assert record.tier == "pro" and record.enabled
     assert record.api_key_hashes == [hash_api_key(key), hash_api_key(second)]
     assert record.accepts(key) and record.accepts(second) and not record.accepts("llk_x")
@@ -55,7 +56,7 @@ def test_add_list_set_tier(stack: StackState, tmp_path: Path) -> None:
 
     moved = tenants_cli(stack, tmp_path, "set-tier", name, "free")
     assert moved.returncode == 0, moved.stderr
-    after = asyncio.run(read_tenants(stack.kafka))[name]
+    after = asyncio.run(read_tenants(KafkaConnection(stack.kafka)))[name]
     assert after.tier == "free" and after.api_key_hashes == record.api_key_hashes
     assert after.updated_at >= record.updated_at
 

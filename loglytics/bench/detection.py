@@ -30,6 +30,7 @@ from loglytics.embedded import stack as embedded_stack
 from loglytics.embedded.worker import WorkerProcess
 from loglytics.ingest.pipeline import Decoded, SourcePipeline
 from loglytics.kafka_admin import consumer_lag, read_topic
+from loglytics.kafka_clients import KafkaConnection
 from loglytics.prompts.detection import DETECTION
 from loglytics.providers.tokens import estimate_messages, estimate_tokens
 from loglytics.schemas import LogBatch
@@ -73,12 +74,11 @@ def _prf(flags: list[bool], truth: list[bool]) -> dict[str, float]:
 
 
 async def _produce(bootstrap: str, source: str, lines: list[str]) -> None:
-    from aiokafka import AIOKafkaProducer
-
     from loglytics.kafka_admin import ensure_topics
 
-    await ensure_topics(bootstrap, 4)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=8 << 20)
+    kafka = KafkaConnection(bootstrap)  # the bench's own embedded broker: plaintext
+    await ensure_topics(kafka, 4)
+    producer = kafka.producer(max_request_size=8 << 20)
     await producer.start()
     try:
         for i in range(0, len(lines), BATCH):
@@ -91,7 +91,7 @@ async def _produce(bootstrap: str, source: str, lines: list[str]) -> None:
 
 
 async def _read(bootstrap: str, topic: str) -> list[dict[str, Any]]:
-    return [orjson.loads(v) for v in await read_topic(bootstrap, topic)]
+    return [orjson.loads(v) for v in await read_topic(KafkaConnection(bootstrap), topic)]
 
 
 def _llm_busy(web_port: int) -> float:
@@ -123,7 +123,7 @@ def _wait_settled(
         if covered >= total_lines:
             topics = ("logs.raw", "logs.windows", "findings", "usage")
             partitions = load_settings().topic_partitions
-            lag = asyncio.run(consumer_lag(bootstrap, group, topics, partitions))
+            lag = asyncio.run(consumer_lag(KafkaConnection(bootstrap), group, topics, partitions))
             calm = calm + 1 if lag == 0 and _llm_busy(worker.web_port) == 0 else 0
             if calm >= 3:
                 return

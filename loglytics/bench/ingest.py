@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from loglytics.bench import json_line
 from loglytics.commands.send import shipper_producer
@@ -57,9 +57,10 @@ from loglytics.embedded import stack as embedded_stack
 from loglytics.embedded.ports import free_port
 from loglytics.embedded.processes import alive, spawn, stop_pid
 from loglytics.kafka_admin import ensure_topics
+from loglytics.kafka_clients import KafkaConnection
 from loglytics.partitioning import partition_for
 from loglytics.schemas import LogBatch
-from loglytics.settings import load_settings
+from loglytics.settings import Settings, load_settings
 from loglytics.synthetic import mixed_lines
 from loglytics.topics import RAW_LOGS, WINDOWS
 
@@ -106,8 +107,8 @@ def _vm_hwm_mb(pid: int) -> float:
     return 0.0
 
 
-async def _end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+async def _end_offsets(kafka: KafkaConnection, topic: str) -> dict[int, int]:
+    consumer = kafka.consumer(enable_auto_commit=False)
     await consumer.start()
     try:
         await consumer.topics()  # refreshes the metadata of every topic
@@ -187,7 +188,7 @@ def hot_path(opts: argparse.Namespace) -> dict[str, Any]:
 
 
 async def produce(
-    bootstrap: str,
+    kafka: KafkaConnection,
     lines: int,
     batch_lines: int,
     tenants: int,
@@ -197,13 +198,13 @@ async def produce(
     unique: bool = False,
 ) -> Produced:
     """Ship N synthetic lines as LogBatches of one tenant/source each, like `loglytics send`."""
-    await ensure_topics(bootstrap, partitions)
+    await ensure_topics(kafka, partitions)
     out = Produced(
-        start_offsets=await _end_offsets(bootstrap, RAW_LOGS.name),
+        start_offsets=await _end_offsets(kafka, RAW_LOGS.name),
         # A private broker is empty: fixed names keep the partition layout the same per run.
         prefix=f"bench-{uuid.uuid4().hex[:6]}-" if unique else "bench",
     )
-    producer = shipper_producer(bootstrap)
+    producer = shipper_producer(kafka)
     await producer.start()
     pending: list[asyncio.Future[Any]] = []
 
@@ -229,12 +230,10 @@ async def produce(
     return out
 
 
-async def bare_consume(bootstrap: str, produced: Produced) -> tuple[float, int]:
+async def bare_consume(kafka: KafkaConnection, produced: Produced) -> tuple[float, int]:
     """Read the produced messages end to end and count their lines; (seconds, lines)."""
     prefix = produced.prefix.encode()
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
-    )
+    consumer = kafka.consumer(enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     try:
         tps = [TopicPartition(RAW_LOGS.name, p) for p in sorted(produced.start_offsets)]
@@ -277,7 +276,7 @@ def _worker_env(
 
 
 async def pipeline(
-    bootstrap: str,
+    kafka: KafkaConnection,
     produced: Produced,
     workers: int,
     workdir: Path,
@@ -287,9 +286,8 @@ async def pipeline(
 ) -> PipelineRun:
     """Run worker processes until logs.windows accounts for every produced line."""
     app_id = f"bench{uuid.uuid4().hex[:10]}"
-    watcher = AIOKafkaConsumer(
+    watcher = kafka.consumer(
         WINDOWS.name,
-        bootstrap_servers=bootstrap,
         enable_auto_commit=False,
         auto_offset_reset="latest",
     )
@@ -307,7 +305,7 @@ async def pipeline(
                     [sys.executable, "-m", "loglytics", "worker"],
                     logs[-1],
                     tied=True,
-                    env=_worker_env(bootstrap, app_id, wdir, embedded, partitions),
+                    env=_worker_env(kafka.bootstrap, app_id, wdir, embedded, partitions),
                 )
             )
         ready: dict[int, float] = {}
@@ -346,36 +344,40 @@ async def pipeline(
         for proc in procs:
             if alive(proc.pid):
                 stop_pid(proc.pid, timeout=15)
-    letters = sum((await _end_offsets(bootstrap, "deadletter")).values())
+    letters = sum((await _end_offsets(kafka, "deadletter")).values())
     return PipelineRun(done - first, total, len(counts), spread, rss, letters)
+
+
+def _broker(opts: argparse.Namespace, root: Path) -> tuple[KafkaConnection, bool, Settings | None]:
+    """(the broker, whether it is Tansu, the private stack's settings to stop it, if ours)."""
+    if opts.bootstrap:
+        # An external broker: the configured security (KAFKA_SECURITY_PROTOCOL, ...).
+        settings = load_settings(kafka_bootstrap_servers=opts.bootstrap)
+        embedded = os.environ.get("KAFKA_EMBEDDED", "").lower() in ("1", "true")
+        return KafkaConnection.from_settings(settings), embedded, None
+    settings = load_settings(
+        state_dir=root / "stack",
+        kafka_bootstrap_servers="",
+        llamacpp_base_url=UNUSED_LLM_URL,
+        ollama_base_url="",
+        vllm_base_url="",
+        clickhouse_dsn=f"chdb://{root / 'clickhouse'}",
+    )
+    return KafkaConnection(embedded_stack.up(settings, tied=True).kafka), True, settings
 
 
 def run_size(n: int, opts: argparse.Namespace) -> dict[str, Any]:
     """One complete measurement (own broker unless --bootstrap) for N lines."""
     with tempfile.TemporaryDirectory(prefix="loglytics-bench-") as tmp:
         root = Path(tmp)
-        settings = None
-        if opts.bootstrap:
-            bootstrap = opts.bootstrap
-            embedded = os.environ.get("KAFKA_EMBEDDED", "").lower() in ("1", "true")
-        else:
-            settings = load_settings(
-                state_dir=root / "stack",
-                kafka_bootstrap_servers="",
-                llamacpp_base_url=UNUSED_LLM_URL,
-                ollama_base_url="",
-                vllm_base_url="",
-                clickhouse_dsn=f"chdb://{root / 'clickhouse'}",
-            )
-            bootstrap = embedded_stack.up(settings, tied=True).kafka
-            embedded = True
+        kafka, embedded, settings = _broker(opts, root)
         try:
             # Syslog stamps carry no year, so event time is kept inside the current year,
             # and in the past so that no line trips the future-timestamp flag.
             start_ts = float(int(time.time() - 2 * 3600) // 60 * 60)
             produced = asyncio.run(
                 produce(
-                    bootstrap,
+                    kafka,
                     n,
                     opts.batch_lines,
                     opts.tenants,
@@ -387,13 +389,13 @@ def run_size(n: int, opts: argparse.Namespace) -> dict[str, Any]:
             )
             bare = []
             for _ in range(max(1, opts.bare_repeat)):
-                secs, got = asyncio.run(bare_consume(bootstrap, produced))
+                secs, got = asyncio.run(bare_consume(kafka, produced))
                 if got != produced.lines:
                     raise RuntimeError(f"bare consumer read {got} lines, expected {produced.lines}")
                 bare.append(secs)
             piped = asyncio.run(
                 pipeline(
-                    bootstrap,
+                    kafka,
                     produced,
                     opts.workers,
                     root,

@@ -18,8 +18,8 @@ import orjson
 
 from loglytics.clients import ReplyTimeout, ask_once, new_request_id
 from loglytics.commands import broker
+from loglytics.kafka_clients import KafkaConnection
 from loglytics.schemas import DecodeError, LLMRequest, LLMResponse, LLMStreamChunk
-from loglytics.settings import get_settings
 
 TEXT_FIELD = {
     "chat": "message",
@@ -85,9 +85,9 @@ def _print_final(reply: LLMResponse, streamed: bool) -> int:
     return 0
 
 
-async def ask(bootstrap: str, request: LLMRequest, timeout: float, as_json: bool) -> int:
+async def ask(kafka: KafkaConnection, request: LLMRequest, timeout: float, as_json: bool) -> int:
     streamed = False
-    async with aclosing(ask_once(bootstrap, request, timeout)) as replies:
+    async with aclosing(ask_once(kafka, request, timeout)) as replies:
         async for reply in replies:
             if as_json:
                 sys.stdout.write(reply.to_bytes().decode() + "\n")
@@ -105,8 +105,8 @@ async def ask(bootstrap: str, request: LLMRequest, timeout: float, as_json: bool
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = get_settings()
-    if broker() is None:
+    kafka = broker()
+    if kafka is None:
         return 2
     try:
         obj: dict[str, Any] = {
@@ -126,9 +126,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"loglytics ask: {exc}", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(
-            ask(settings.kafka_bootstrap_servers, request, args.timeout, bool(args.json))
-        )
+        return asyncio.run(ask(kafka, request, args.timeout, bool(args.json)))
     except ReplyTimeout as exc:
         print(f"loglytics ask: {exc}", file=sys.stderr)
         return 3

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -32,6 +32,7 @@ from loglytics.commands.findings import SEVERITY_STYLE
 from loglytics.embedded import stack as embedded_stack
 from loglytics.embedded.worker import WorkerProcess
 from loglytics.kafka_admin import consumer_lag, ensure_topics
+from loglytics.kafka_clients import KafkaConnection
 from loglytics.schemas import DecodeError, Finding, LogBatch, TenantRecord, UsageRecord
 from loglytics.schemas.tenants import hash_api_key, new_api_key
 from loglytics.settings import Tier
@@ -107,13 +108,12 @@ def _view(state: DemoState, progress: Progress, scenario: Scenario, start_wall: 
     return Group(progress, incidents, table)
 
 
-async def _consume(bootstrap: str, state: DemoState, stop: asyncio.Event) -> None:
-    consumer = AIOKafkaConsumer(
+async def _consume(kafka: KafkaConnection, state: DemoState, stop: asyncio.Event) -> None:
+    consumer = kafka.consumer(
         "findings",
         "usage",
         "logs.windows",
         "deadletter",
-        bootstrap_servers=bootstrap,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
@@ -189,14 +189,14 @@ async def _traffic(
 
 
 async def _drain(
-    bootstrap: str, group: str, partitions: int, timeout: float, state: DemoState
+    kafka: KafkaConnection, group: str, partitions: int, timeout: float, state: DemoState
 ) -> bool:
     """Wait until every line is in a closed window and the worker committed everything."""
     deadline = time.monotonic() + timeout
     topics = ("logs.raw", "logs.windows", "findings", "usage", "tenants")
     quiet = 0
     while time.monotonic() < deadline:
-        lag = await consumer_lag(bootstrap, group, topics, partitions)
+        lag = await consumer_lag(kafka, group, topics, partitions)
         quiet = quiet + 1 if lag == 0 and state.window_lines >= state.lines else 0
         if quiet >= 3:
             return True
@@ -223,7 +223,8 @@ async def _run_demo(opts: argparse.Namespace, console: Console) -> dict[str, Any
         window_idle_close_seconds=3,
     )
     try:
-        await ensure_topics(stack_state.kafka, settings.topic_partitions)
+        # The demo's own embedded broker: plaintext on loopback.
+        await ensure_topics(KafkaConnection(stack_state.kafka), settings.topic_partitions)
         worker.start(timeout=90)
         if not opts.json:
             console.print(
@@ -272,10 +273,11 @@ async def _stream(
         TextColumn("{task.fields[stats]}"),
     )
     task = progress.add_task("traffic", total=opts.duration, stats="")
-    producer = AIOKafkaProducer(bootstrap_servers=stack_state.kafka, linger_ms=5)
+    kafka = KafkaConnection(stack_state.kafka)  # the demo's own embedded broker
+    producer = kafka.producer(linger_ms=5)
     await producer.start()
     stop = asyncio.Event()
-    consumer = asyncio.create_task(_consume(stack_state.kafka, state, stop))
+    consumer = asyncio.create_task(_consume(kafka, state, stop))
     try:
         await _register_tenants(producer)
         start_wall = time.time()
@@ -299,7 +301,7 @@ async def _stream(
                 )
                 live.update(_view(state, progress, scenario, start_wall))
             await traffic
-            drained = await _drain(stack_state.kafka, worker.app_id, partitions, 120, state)
+            drained = await _drain(kafka, worker.app_id, partitions, 120, state)
             await asyncio.sleep(1.0)
             live.update(_view(state, progress, scenario, start_wall))
     finally:

@@ -13,12 +13,11 @@ import re
 import sys
 import time
 
-from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 
 from loglytics.commands import broker
+from loglytics.kafka_clients import KafkaConnection
 from loglytics.schemas import DecodeError, Finding
-from loglytics.settings import get_settings
 from loglytics.topics import FINDINGS
 
 SEVERITY_STYLE = {
@@ -49,11 +48,10 @@ def format_finding(f: Finding) -> str:
 
 
 async def follow(
-    bootstrap: str, tenant: str | None, since: float, forever: bool, as_json: bool
+    kafka: KafkaConnection, tenant: str | None, since: float, forever: bool, as_json: bool
 ) -> int:
-    consumer = AIOKafkaConsumer(
+    consumer = kafka.consumer(
         FINDINGS.name,
-        bootstrap_servers=bootstrap,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
@@ -87,8 +85,8 @@ async def follow(
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = get_settings()
-    if broker() is None:
+    kafka = broker()
+    if kafka is None:
         return 2
     try:
         since = time.time() - parse_duration(args.since)
@@ -96,9 +94,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"loglytics findings: {exc}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(
-            follow(settings.kafka_bootstrap_servers, args.tenant, since, args.follow, args.json)
-        )
+        asyncio.run(follow(kafka, args.tenant, since, args.follow, args.json))
     except KeyboardInterrupt:
         pass
     return 0

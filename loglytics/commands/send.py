@@ -18,6 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
 
 from loglytics.commands import broker
 from loglytics.kafka_admin import ensure_topics
+from loglytics.kafka_clients import KafkaConnection
 from loglytics.schemas import LogBatch
 from loglytics.settings import get_settings
 from loglytics.topics import RAW_LOGS
@@ -39,10 +40,9 @@ def batches(lines: Iterable[str], size: int) -> Iterator[list[str]]:
         yield batch
 
 
-def shipper_producer(bootstrap: str) -> AIOKafkaProducer:
+def shipper_producer(kafka: KafkaConnection) -> AIOKafkaProducer:
     """A producer set up the way a log shipper would be: large batches, short linger."""
-    return AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+    return kafka.producer(
         linger_ms=5,
         max_batch_size=1 << 20,
         acks=1,
@@ -51,14 +51,14 @@ def shipper_producer(bootstrap: str) -> AIOKafkaProducer:
 
 
 async def produce_batches(
-    bootstrap: str,
+    kafka: KafkaConnection,
     tenant: str,
     source: str,
     chunks: Iterable[list[str]] | AsyncIterator[list[str]],
     fmt: str | None = None,
 ) -> int:
     """Produce LogBatches; returns the number of lines sent."""
-    producer = shipper_producer(bootstrap)
+    producer = shipper_producer(kafka)
     await producer.start()
     key = f"{tenant}/{source}".encode()
     sent = 0
@@ -85,7 +85,8 @@ async def produce_batches(
 
 def run(args: argparse.Namespace) -> int:
     settings = get_settings()
-    if broker() is None:
+    kafka = broker()
+    if kafka is None:
         return 2
     if args.file == "-":
         stream = sys.stdin
@@ -95,10 +96,10 @@ def run(args: argparse.Namespace) -> int:
         size = os.path.getsize(args.file)
 
     async def main() -> int:
-        await ensure_topics(settings.kafka_bootstrap_servers, settings.topic_partitions)
+        await ensure_topics(kafka, settings.topic_partitions)
         if size < PROGRESS_MIN_BYTES or args.no_progress:
             return await produce_batches(
-                settings.kafka_bootstrap_servers,
+                kafka,
                 args.tenant,
                 args.source,
                 batches(stream, args.batch_lines),
@@ -114,9 +115,7 @@ def run(args: argparse.Namespace) -> int:
                     progress.update(task, advance=sum(len(x) + 1 for x in chunk))
                     yield chunk
 
-            return await produce_batches(
-                settings.kafka_bootstrap_servers, args.tenant, args.source, tracked(), args.format
-            )
+            return await produce_batches(kafka, args.tenant, args.source, tracked(), args.format)
 
     try:
         sent = asyncio.run(main())

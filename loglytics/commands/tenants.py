@@ -14,10 +14,11 @@ import re
 import sys
 import time
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 
 from loglytics.commands import broker
 from loglytics.kafka_admin import ensure_topics
+from loglytics.kafka_clients import KafkaConnection
 from loglytics.schemas import DecodeError, TenantRecord, hash_api_key, new_api_key
 from loglytics.settings import get_settings
 from loglytics.topics import TENANTS
@@ -26,12 +27,10 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 READ_TIMEOUT = 30.0
 
 
-async def read_tenants(bootstrap: str, partitions: int = 4) -> dict[str, TenantRecord]:
+async def read_tenants(kafka: KafkaConnection, partitions: int = 4) -> dict[str, TenantRecord]:
     """Every tenant's latest record: the topic read from the beginning to its current end."""
-    await ensure_topics(bootstrap, partitions)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
-    )
+    await ensure_topics(kafka, partitions)
+    consumer = kafka.consumer(group_id=None, enable_auto_commit=False)
     await consumer.start()
     records: dict[str, TenantRecord] = {}
     try:
@@ -63,8 +62,8 @@ async def read_tenants(bootstrap: str, partitions: int = 4) -> dict[str, TenantR
     return records
 
 
-async def write_tenant(bootstrap: str, record: TenantRecord) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+async def write_tenant(kafka: KafkaConnection, record: TenantRecord) -> None:
+    producer = kafka.producer(acks="all")
     await producer.start()
     try:
         await producer.send_and_wait(
@@ -74,9 +73,9 @@ async def write_tenant(bootstrap: str, record: TenantRecord) -> None:
         await producer.stop()
 
 
-async def add(bootstrap: str, partitions: int, name: str, tier: str | None) -> str:
+async def add(kafka: KafkaConnection, partitions: int, name: str, tier: str | None) -> str:
     """Create the tenant (or add a key to an existing one); returns the new API key."""
-    current = (await read_tenants(bootstrap, partitions)).get(name)
+    current = (await read_tenants(kafka, partitions)).get(name)
     key = new_api_key()
     hashes = [*(current.api_key_hashes if current else []), hash_api_key(key)]
     record = TenantRecord(
@@ -86,28 +85,28 @@ async def add(bootstrap: str, partitions: int, name: str, tier: str | None) -> s
         enabled=True,
         updated_at=time.time(),
     )
-    await write_tenant(bootstrap, record)
+    await write_tenant(kafka, record)
     return key
 
 
-async def set_tier(bootstrap: str, partitions: int, name: str, tier: str) -> bool:
-    current = (await read_tenants(bootstrap, partitions)).get(name)
+async def set_tier(kafka: KafkaConnection, partitions: int, name: str, tier: str) -> bool:
+    current = (await read_tenants(kafka, partitions)).get(name)
     if current is None:
         return False
     updated = current.model_copy(update={"tier": tier, "updated_at": time.time()})
-    await write_tenant(bootstrap, TenantRecord.from_obj(updated.model_dump(mode="json")))
+    await write_tenant(kafka, TenantRecord.from_obj(updated.model_dump(mode="json")))
     return True
 
 
 def run(args: argparse.Namespace) -> int:
     settings = get_settings()
-    bootstrap = broker()
-    if bootstrap is None:
+    kafka = broker()
+    if kafka is None:
         return 2
     parts = settings.topic_partitions
     tier: str | None = args.tier_opt or args.tier
     if args.action == "list":
-        records = asyncio.run(read_tenants(bootstrap, parts))
+        records = asyncio.run(read_tenants(kafka, parts))
         print(f"{'tenant':24s} {'tier':5s} enabled")
         for name in sorted(records):
             r = records[name]
@@ -117,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         print("a tenant name is required: letters, digits, '_', '.', '-' (max 64)", file=sys.stderr)
         return 2
     if args.action == "add":
-        key = asyncio.run(add(bootstrap, parts, args.name, tier))
+        key = asyncio.run(add(kafka, parts, args.name, tier))
         print(key)
         print(
             f"tenant {args.name!r} ready; the API key above is shown only once — store it now",
@@ -127,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     if tier is None:
         print("set-tier needs a tier: free or pro", file=sys.stderr)
         return 2
-    if not asyncio.run(set_tier(bootstrap, parts, args.name, tier)):
+    if not asyncio.run(set_tier(kafka, parts, args.name, tier)):
         print(f"no tenant {args.name!r}", file=sys.stderr)
         return 1
     print(f"tenant {args.name!r} is now on the {tier} tier", file=sys.stderr)

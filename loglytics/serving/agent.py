@@ -25,6 +25,7 @@ import faust
 from faust.types import StreamT
 
 from loglytics.deadletters import DeadLetterFn
+from loglytics.kafka_clients import KafkaConnection
 from loglytics.runtime import Runtime
 from loglytics.serving.metrics import RequestMetrics
 from loglytics.serving.protocol import fresh_group
@@ -57,9 +58,7 @@ def register(
     async def serve_requests(stream: StreamT[bytes]) -> None:
         """Admit requests as they come, up to `MAX_IN_FLIGHT` at once."""
         await runtime.ready()
-        settings = runtime.settings
-        bootstrap = settings.kafka_bootstrap_servers or "127.0.0.1:9092"
-        fresh = await fresh_group(bootstrap, app.conf.id)
+        fresh = await fresh_group(KafkaConnection.from_settings(runtime.settings), app.conf.id)
         not_before = started_at - FRESH_GROUP_GRACE if fresh else 0.0
         if not_before:
             log.info("new consumer group: requests produced before this worker are skipped")

@@ -13,10 +13,11 @@ import time
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from faust.types import EventT
 
 from loglytics.clients import DEADLINE_HEADER
+from loglytics.kafka_clients import KafkaConnection
 from loglytics.schemas import DecodeError, LLMRequest
 from loglytics.topics import REQUESTS
 
@@ -54,11 +55,9 @@ def parse_request(value: bytes) -> LLMRequest:
         raise BadRequest(exc.reason, rid if usable else None, return_tenant) from None
 
 
-async def fresh_group(bootstrap_servers: str, group_id: str) -> bool:
+async def fresh_group(kafka: KafkaConnection, group_id: str) -> bool:
     """True when the consumer group has no committed offset on `llm.requests`."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, group_id=group_id, enable_auto_commit=False
-    )
+    consumer = kafka.consumer(group_id=group_id, enable_auto_commit=False)
     try:
         await consumer.start()
         await consumer.topics()

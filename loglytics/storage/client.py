@@ -58,10 +58,14 @@ def chdb_location(dsn: str) -> tuple[str | None, str | None]:
     return str(Path(rest).resolve()), database
 
 
-def open_client(dsn: str, *, database: str | None = None, **settings: Any) -> Client:
+def open_client(
+    dsn: str, *, database: str | None = None, ca_file: Path | None = None, **settings: Any
+) -> Client:
     """Open a client for a ``chdb://`` or ``http(s)://`` DSN, creating the database if needed.
 
     ``database`` overrides the DSN's (the URL path for HTTP, ``?database=`` for chdb).
+    ``ca_file`` is the CA an ``https://`` server's certificate is verified against (the
+    system's CAs when None); verification is never turned off.
     Extra keyword arguments become ClickHouse session settings.
     """
     if dsn.startswith("chdb:"):
@@ -80,8 +84,15 @@ def open_client(dsn: str, *, database: str | None = None, **settings: Any) -> Cl
         target = database or (parts.path.strip("/").split("/")[0] or None)
         # Connect to `default` first: a DSN naming a missing database would fail.
         base = urlunsplit(parts._replace(path="/default"))
+        tls: dict[str, Any] = (
+            {"ca_cert": str(ca_file)} if ca_file and parts.scheme == "https" else {}
+        )
         try:
-            client = clickhouse_connect.get_client(dsn=base, settings=settings or None)
+            # The interface is passed: clickhouse-connect reads a DSN's host, port and user
+            # but not its scheme, so https:// on a port other than 443/8443 went out as http.
+            client = clickhouse_connect.get_client(
+                dsn=base, interface=parts.scheme, settings=settings or None, verify=True, **tls
+            )
         except Exception as exc:
             raise DsnError(f"cannot connect to {redact_dsn(dsn)}: {exc}") from exc
     else:
