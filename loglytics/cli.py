@@ -149,8 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", nargs="*")
     p.set_defaults(func=_lazy("loglytics.commands.ask", "run"))
 
-    p = sub.add_parser("tenants", help="manage tenants: add, list, set-tier")
-    p.add_argument("action", choices=("add", "list", "set-tier"))
+    p = sub.add_parser("tenants", help="manage tenants: add, list, set-tier, delete")
+    p.add_argument("action", choices=("add", "list", "set-tier", "delete"))
     p.add_argument("name", nargs="?")
     p.add_argument("tier", nargs="?", choices=("free", "pro"))
     p.add_argument("--tier", dest="tier_opt", choices=("free", "pro"), default=None)

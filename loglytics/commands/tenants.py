@@ -1,9 +1,14 @@
-"""`loglytics tenants add|list|set-tier`: the compacted `tenants` topic is the source of truth.
+"""`loglytics tenants add|list|set-tier|delete`: the compacted `tenants` topic is the truth.
 
 Plain Kafka client: it reads the topic to its end for the current records and
 produces updated ones, which the worker's tenant table (whose changelog is
 this topic) picks up while it runs — a tier change applies to the next call.
 API keys are printed once, at creation; only their SHA-256 is stored.
+
+`delete` writes a disabled record with no keys (refused at once, even by a
+worker that has not reached the tombstone yet), then the tombstone; the
+worker's tenants stage drops the tenant's table state and deletes its rows
+from ClickHouse on the tombstone (the worker owns ClickHouse, not this CLI).
 """
 
 from __future__ import annotations
@@ -73,6 +78,24 @@ async def write_tenant(kafka: KafkaConnection, record: TenantRecord) -> None:
         await producer.stop()
 
 
+async def delete(kafka: KafkaConnection, partitions: int, name: str) -> bool:
+    """Disable the tenant, then tombstone it; False when there is no such tenant."""
+    current = (await read_tenants(kafka, partitions)).get(name)
+    if current is None:
+        return False
+    disabled = current.model_copy(
+        update={"enabled": False, "api_key_hashes": [], "updated_at": time.time()}
+    )
+    await write_tenant(kafka, TenantRecord.from_obj(disabled.model_dump(mode="json")))
+    producer = kafka.producer(acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(TENANTS.name, key=name.encode(), value=None)
+    finally:
+        await producer.stop()
+    return True
+
+
 async def add(kafka: KafkaConnection, partitions: int, name: str, tier: str | None) -> str:
     """Create the tenant (or add a key to an existing one); returns the new API key."""
     current = (await read_tenants(kafka, partitions)).get(name)
@@ -122,6 +145,12 @@ def run(args: argparse.Namespace) -> int:
             f"tenant {args.name!r} ready; the API key above is shown only once — store it now",
             file=sys.stderr,
         )
+        return 0
+    if args.action == "delete":
+        if not asyncio.run(delete(kafka, parts, args.name)):
+            print(f"no tenant {args.name!r}", file=sys.stderr)
+            return 1
+        print(f"tenant {args.name!r} disabled; its data is deleted by the worker", file=sys.stderr)
         return 0
     if tier is None:
         print("set-tier needs a tier: free or pro", file=sys.stderr)

@@ -8,6 +8,7 @@ from faust.types import StreamT
 from loglytics.deadletters import DeadLetterFn
 from loglytics.runtime import Runtime
 from loglytics.schemas import DecodeError, TenantRecord
+from loglytics.tenants.forget import forget_tenant
 
 STAGE = "tenants"
 
@@ -22,6 +23,9 @@ def register(
         async for event in stream.events():
             value = event.message.value
             key = event.message.key
+            if value is None and isinstance(key, bytes) and key:  # `loglytics tenants delete`
+                await forget_tenant(app.tables.values(), runtime, key.decode(errors="replace"))
+                continue
             try:
                 record = TenantRecord.from_bytes(value if isinstance(value, bytes) else b"")
             except DecodeError as exc:
