@@ -19,7 +19,9 @@ from faust.types.tables import GlobalTableT
 from mode import Service
 from prometheus_client import CollectorRegistry
 
+from loglytics.prompts.grounding import GroundingMetrics
 from loglytics.providers import LLMPool, QuotaLedger
+from loglytics.providers.quota import RateWindow
 from loglytics.schemas import DecodeError, TenantRecord, UsageRecord
 from loglytics.settings import Settings, Tier
 from loglytics.storage.client import open_client
@@ -88,6 +90,7 @@ class Runtime(Service):
         self.client: Any = None
         self.pool: LLMPool | None = None
         self.registry = CollectorRegistry()
+        self.grounding = GroundingMetrics(self.registry)
         self._ready = asyncio.Event()
         self._lock = asyncio.Lock()
 
@@ -109,7 +112,11 @@ class Runtime(Service):
         await self.sink.start()
         self.pool = LLMPool.from_settings(
             self.settings,
-            ledger=QuotaLedger(QuotaState(self.quotas), self.settings.tier_limits),
+            ledger=QuotaLedger(
+                QuotaState(self.quotas),
+                self.settings.tier_limits,
+                rate=RateWindow.from_settings(self.settings),
+            ),
             on_usage=self.record_usage,
             registry=self.registry,
         )

@@ -13,13 +13,32 @@ from pathlib import Path
 from typing import Literal
 
 import orjson
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as UnparsableSetting
 
 Tier = Literal["free", "pro"]
 TIERS: tuple[Tier, ...] = ("free", "pro")
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class TierLimits(BaseModel):
+    """The brief's `FREE_TIER_LIMITS` / `PRO_TIER_LIMITS` JSON object; a key left out keeps
+    the value of today's per-limit variable (`FREE_TOKENS_PER_MONTH`, ...)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_llm_tokens_per_month: int | None = Field(None, ge=0)
+    max_api_calls_per_day: int | None = Field(None, ge=0)
 
 
 class SettingsError(ValueError):
@@ -50,9 +69,15 @@ class Settings(BaseSettings):
     # For an https:// DSN: the CA that signed the server's certificate (else the system's).
     clickhouse_ca_file: Path | None = None
     ollama_base_url: str = ""
-    ollama_model: str = "llama3.2:3b"
+    # DEFAULT_LLM_MODEL and MAVERICK_MODEL_NAME are the product brief's names for these two.
+    ollama_model: str = Field(
+        "llama3.2:3b", validation_alias=AliasChoices("ollama_model", "default_llm_model")
+    )
     vllm_base_url: str = ""
-    vllm_model: str = "meta-llama/Llama-4-Maverick-17B-128E-Instruct"
+    vllm_model: str = Field(
+        "meta-llama/Llama-4-Maverick-17B-128E-Instruct",
+        validation_alias=AliasChoices("vllm_model", "maverick_model_name"),
+    )
     vllm_api_key: str = ""
     llamacpp_base_url: str = ""
     llamacpp_model: str = "smollm2-135m-instruct"
@@ -62,6 +87,14 @@ class Settings(BaseSettings):
     free_calls_per_day: int = Field(1_000, ge=0)
     pro_tokens_per_month: int = Field(1_000_000, ge=0)
     pro_calls_per_day: int = Field(10_000, ge=0)
+    free_tier_limits: TierLimits = TierLimits()
+    pro_tier_limits: TierLimits = TierLimits()
+
+    # Requests per tenant over a sliding window (HTTP and topic alike), enforced by the
+    # quota ledger where requests are admitted; separate from calls per day.
+    rate_limit_enabled: bool = True
+    rate_limit_requests: int = Field(100, ge=1)
+    rate_limit_window: float = Field(3600.0, gt=0)
 
     # Windows.
     window_seconds: float = Field(60.0, gt=0)
@@ -75,6 +108,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=0, le=65535)
+    # The HTTP API gateway (`loglytics api`), a process of its own.
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=0, le=65535)
     topic_partitions: int = Field(4, ge=1)
     broker_session_timeout: float = Field(10.0, gt=0)
     state_dir: Path = Path(".loglytics")
@@ -152,8 +188,21 @@ class Settings(BaseSettings):
     def tier_limits(self, tier: Tier) -> tuple[int, int]:
         """(tokens per month, calls per day) for a tier."""
         if tier == "pro":
-            return self.pro_tokens_per_month, self.pro_calls_per_day
-        return self.free_tokens_per_month, self.free_calls_per_day
+            given, tokens, calls = (
+                self.pro_tier_limits,
+                self.pro_tokens_per_month,
+                self.pro_calls_per_day,
+            )
+        else:
+            given, tokens, calls = (
+                self.free_tier_limits,
+                self.free_tokens_per_month,
+                self.free_calls_per_day,
+            )
+        return (
+            tokens if given.max_llm_tokens_per_month is None else given.max_llm_tokens_per_month,
+            calls if given.max_api_calls_per_day is None else given.max_api_calls_per_day,
+        )
 
     def resolved(self) -> Settings:
         """Fill empty service addresses from the running embedded stack, if any."""
@@ -181,6 +230,9 @@ def load_settings(**overrides: object) -> Settings:
             f"{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
         )
         raise SettingsError(f"invalid configuration: {problems}") from None
+    except UnparsableSetting as exc:  # a JSON-valued variable that is not JSON
+        field = str(exc).split('"')[1] if str(exc).count('"') >= 2 else ""
+        raise SettingsError(f"invalid configuration: {field.upper()}: not valid JSON") from None
 
 
 @functools.cache

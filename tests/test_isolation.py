@@ -32,6 +32,7 @@ from test_requests_support import (
 )
 from worker_proc import WorkerProcess
 
+from loglytics.embedded.gateway import GatewayProcess
 from loglytics.embedded.stack import StackState
 from loglytics.schemas import LLMResponse
 
@@ -220,15 +221,22 @@ async def test_tenant_a_never_sees_tenant_b(stack: StackState, tenants: Tenants)
 
 async def test_http_gateway_keeps_tenants_apart(tenants: Tenants) -> None:
     t = tenants
-    base = f"http://127.0.0.1:{t.worker.web_port}/api/v1/llm"
+    gateway = GatewayProcess(t.worker.stack, t.worker.workdir)
+    gateway.start()
+    base = f"{gateway.base}/api/v1/llm"
     as_a = {"Authorization": f"Bearer {t.key_a}", "X-Tenant": t.a}
-    async with httpx.AsyncClient(timeout=REPLY_TIMEOUT) as http:
-        borrowed, spoofed, question = await asyncio.gather(
-            http.post(f"{base}/root-cause", json={"finding_id": t.ids[t.b][1]}, headers=as_a),
-            # A's key with B's name: the key must match the tenant it claims.
-            http.get(f"{base}/models", headers={**as_a, "X-Tenant": t.b}),
-            http.post(f"{base}/query", json={"question": f"vault tokens of {t.b}"}, headers=as_a),
-        )
+    try:
+        async with httpx.AsyncClient(timeout=REPLY_TIMEOUT) as http:
+            borrowed, spoofed, question = await asyncio.gather(
+                http.post(f"{base}/root-cause", json={"finding_id": t.ids[t.b][1]}, headers=as_a),
+                # A's key with B's name: the key must match the tenant it claims.
+                http.get(f"{base}/models", headers={**as_a, "X-Tenant": t.b}),
+                http.post(
+                    f"{base}/query", json={"question": f"vault tokens of {t.b}"}, headers=as_a
+                ),
+            )
+    finally:
+        gateway.stop()
     assert borrowed.status_code == 400 and t.marker not in borrowed.text
     assert spoofed.status_code == 401
     assert question.status_code == 200 and t.marker not in question.text

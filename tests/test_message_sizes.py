@@ -32,6 +32,7 @@ import loglytics.commands.tenants
 import loglytics.kafka_clients
 from loglytics.app import create_app
 from loglytics.clients import RequestClient, new_request_id
+from loglytics.gateway.body import MAX_BODY_BYTES
 from loglytics.kafka_clients import KafkaConnection
 from loglytics.schemas import DeadLetter, LLMRequest, TenantRecord
 from loglytics.settings import Settings
@@ -46,7 +47,6 @@ from loglytics.topics import (
     USAGE,
     WINDOWS,
 )
-from loglytics.web.api import MAX_BODY_BYTES
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.kafka.yml"

@@ -31,6 +31,7 @@ from test_requests_support import (
 from worker_proc import WorkerProcess
 
 from loglytics.clients import Reply
+from loglytics.embedded.gateway import GatewayProcess
 from loglytics.embedded.ports import free_port
 from loglytics.embedded.stack import StackState
 
@@ -38,12 +39,13 @@ from loglytics.embedded.stack import StackState
 class Faulty:
     def __init__(self, stack: StackState, tmp: Path, worker: WorkerProcess) -> None:
         self.stack, self.tmp, self.worker = stack, tmp, worker
+        self.gateway = GatewayProcess(stack, tmp)
         self.free, self.pro = f"free-{uid()}", f"pro-{uid()}"
         self.free_key = self.pro_key = ""
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.worker.web_port}/api/v1/llm"
+        return f"{self.gateway.base}/api/v1/llm"
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +62,12 @@ def faulty(stack: StackState, tmp_path_factory: pytest.TempPathFactory) -> Itera
     f.free_key, f.pro_key = add_tenant(stack, f.free), add_tenant(stack, f.pro, "pro")
     worker.start()
     try:
+        f.gateway.start()
         wait_accepted(stack, f.free, f.free_key)
         wait_accepted(stack, f.pro, f.pro_key)
         yield f
     finally:
+        f.gateway.stop()
         worker.stop()
 
 
@@ -81,7 +85,7 @@ def test_quota_exceeded_is_a_reply_with_retry_after_and_limit(faulty: Faulty) ->
         timeout=60,
     )
     assert resp.status_code == 429 and int(resp.headers["Retry-After"]) >= 1
-    assert resp.json()["error"]["limit"] == 0
+    assert resp.json()["limit"] == 0 and resp.json()["code"] == "quota_exceeded"
 
 
 def test_no_provider_is_a_reply_and_health_says_why(faulty: Faulty) -> None:
@@ -89,14 +93,14 @@ def test_no_provider_is_a_reply_and_health_says_why(faulty: Faulty) -> None:
     assert rc == 1 and records[-1]["error"]["error"] == "no_provider"
     headers = {"Authorization": f"Bearer {faulty.pro_key}", "X-Tenant": faulty.pro}
     resp = httpx.post(f"{faulty.base}/chat", json={"message": "hi"}, headers=headers, timeout=120)
-    assert resp.status_code == 503 and resp.json()["error"]["error"] == "no_provider"
+    assert resp.status_code == 503 and resp.json()["code"] == "no_provider"
     health = httpx.get(f"{faulty.base}/health", headers=headers, timeout=60)
     assert health.status_code == 200
-    report = health.json()["data"]
+    report = health.json()
     assert not report["ok"] and not report["providers"]["embedded"]["ok"]
     assert report["clickhouse"]["ok"]
     models = httpx.get(f"{faulty.base}/models", headers=headers, timeout=60).json()
-    assert models["ok"] and models["data"]["providers"]["embedded"]["available"] == []
+    assert models["providers"]["embedded"]["available"] == []
     assert faulty.worker.proc is not None and faulty.worker.proc.poll() is None
 
 

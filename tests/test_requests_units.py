@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Callable
 from typing import cast
 
-import faust
 import pytest
-from faust.web import View
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from loglytics.gateway.app import build_app
+from loglytics.gateway.backend import Backend
+from loglytics.gateway.routes import API
 from loglytics.providers.tokens import estimate_tokens
 from loglytics.schemas import TASKS
 from loglytics.storage.plan import QueryPlan
@@ -23,8 +23,6 @@ from loglytics.tasks.compact import EntriesInput, compact, render_entry
 from loglytics.tasks.query import render_answer
 from loglytics.tasks.registry import check_registry
 from loglytics.tasks.summarize import grounded
-from loglytics.web.api import API, InfoView, TaskView, register
-from loglytics.web.gateway import Gateway
 
 
 def test_compact_dedupes_with_counts_and_keeps_order() -> None:
@@ -140,27 +138,15 @@ def test_task_registry_refuses_a_table_that_differs_from_the_wire_names() -> Non
         check_registry([specs[0], lent, *specs[2:]], TASKS)
 
 
-def test_http_routes_are_derived_from_the_registry() -> None:
-    """Each task at /api/v1/llm/<task> (GET for the info tasks), plus chat's NDJSON stream."""
-    routes: dict[str, type[View]] = {}
-
-    class Pages:
-        def page(self, path: str, name: str) -> Callable[[type[View]], type[View]]:
-            def add(view: type[View]) -> type[View]:
-                routes[path] = view
-                return view
-
-            return add
-
-    register(cast(faust.App, Pages()), cast(Gateway, None))
-    assert set(routes) == {f"{API}/{task}" for task in TASKS} | {f"{API}/chat/stream"}
-    streams = []
-    for path, view in routes.items():
-        task = path.removeprefix(f"{API}/").removesuffix("/stream")
-        if task in ("models", "health"):
-            assert issubclass(view, InfoView) and view.task == task, path
-        else:
-            assert issubclass(view, TaskView) and view.task == task, path
-            assert view.stream == path.endswith("/stream"), path
-            streams += [path] if view.stream else []
-    assert streams == [f"{API}/chat/stream"]
+def test_http_routes_cover_the_registry() -> None:
+    """Each task at /api/v1/llm/<task> (GET for the info tasks; usage is /api/v1/users/me),
+    plus an NDJSON stream for each task the registry streams over HTTP."""
+    paths = build_app(cast(Backend, None)).openapi()["paths"]
+    expected: dict[str, str] = {}
+    for spec in REGISTRY:
+        path = "/api/v1/users/me" if spec.name == "usage" else f"{API}/{spec.name}"
+        expected[path] = spec.method.lower()
+        if spec.http_stream:
+            expected[f"{path}/stream"] = "post"
+    assert {p: next(iter(ops)) for p, ops in paths.items()} == expected
+    assert [p for p in paths if p.endswith("/stream")] == [f"{API}/chat/stream"]

@@ -15,6 +15,7 @@ from loglytics.providers.errors import (
     PoolError,
     ProviderError,
     QuotaExceeded,
+    RateLimited,
     SchemaBoundsError,
 )
 from loglytics.providers.ollama import OllamaProvider
@@ -41,6 +42,7 @@ __all__ = [
     "Provider",
     "ProviderError",
     "QuotaExceeded",
+    "RateLimited",
     "QuotaLedger",
     "Reservation",
     "RetryPolicy",

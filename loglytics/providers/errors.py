@@ -36,6 +36,16 @@ class QuotaExceeded(PoolError):
         super().__init__(message, retry_after=retry_after, limit=limit)
 
 
+class RateLimited(PoolError):
+    """The tenant sent `limit` requests within the sliding window; `retry_after` is the
+    number of seconds until the oldest of them leaves it (a request is admitted again)."""
+
+    error = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float, limit: int) -> None:
+        super().__init__(message, retry_after=retry_after, limit=limit)
+
+
 class NoProviderAvailable(PoolError):
     """Every provider of the tier failed, timed out or has its circuit open."""
 

@@ -12,6 +12,13 @@ by tenant, changelog-backed), tests pass a dict. Faust persists a value only
 on `__setitem__`, so every change writes the whole dict back. In-flight
 reservations are kept in memory on purpose: after a crash they must vanish,
 not pin a tenant's budget forever.
+
+The request rate limit (`RateWindow`: N requests per sliding window) is kept
+in the same per-tenant entry: `admit_request` is called once per request where
+requests are admitted (the serving stage), before any task runs. The window is
+the timestamps of the admitted requests still inside it, so the limit holds
+exactly, whichever gateway a request came through; the worker that owns a
+tenant's request partition is the one that counts it.
 """
 
 from __future__ import annotations
@@ -23,11 +30,37 @@ from dataclasses import dataclass, field
 from itertools import count
 from typing import Any
 
-from loglytics.providers.errors import QuotaExceeded
-from loglytics.settings import Tier
+from loglytics.providers.errors import QuotaExceeded, RateLimited
+from loglytics.settings import Settings, Tier
 
 Limits = Callable[[Tier], tuple[int, int]]
 """tier -> (tokens per month, calls per day), e.g. `Settings.tier_limits`."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateWindow:
+    """At most `requests` requests per tenant in any `seconds`-long window."""
+
+    requests: int
+    seconds: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RateWindow | None:
+        """`RATE_LIMIT_REQUESTS` per `RATE_LIMIT_WINDOW` seconds; None when disabled."""
+        if not settings.rate_limit_enabled:
+            return None
+        return cls(settings.rate_limit_requests, settings.rate_limit_window)
+
+
+@dataclass(frozen=True, slots=True)
+class RateStatus:
+    """A tenant's sliding window now: requests in it, the limit, and seconds until one
+    more is admitted (0 while under the limit); `limit` is None when rate limiting is off."""
+
+    used: int
+    limit: int | None
+    window_seconds: float
+    resets_in: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +105,65 @@ class QuotaLedger:
         limits: Limits,
         *,
         clock: Callable[[], float] = time.time,
+        rate: RateWindow | None = None,
     ) -> None:
         self._state = state
         self._limits = limits
         self._clock = clock
+        self.rate = rate
         self._in_flight: dict[str, _InFlight] = {}
         self._ids = count(1)
+
+    def limits(self, tier: Tier) -> tuple[int, int]:
+        """(tokens per month, calls per day) of a tier, as `reserve` enforces them."""
+        return self._limits(tier)
+
+    def resets(self) -> tuple[float, float]:
+        """(seconds to the next UTC day, seconds to the next UTC month): when the call and
+        the token counters start again."""
+        _, _, to_day, to_month = _periods(self._clock())
+        return to_day, to_month
+
+    def _window(self, tenant: str, now: float) -> list[float]:
+        """The tenant's admitted request times still inside the window, oldest first."""
+        rate = self.rate
+        if rate is None:
+            return []
+        stored = self._state.get(tenant) or {}
+        times = stored.get("window") or []
+        return [float(t) for t in times if isinstance(t, int | float) and t > now - rate.seconds]
+
+    def rate_status(self, tenant: str) -> RateStatus:
+        rate = self.rate
+        if rate is None:
+            return RateStatus(used=0, limit=None, window_seconds=0.0, resets_in=0.0)
+        now = self._clock()
+        times = self._window(tenant, now)
+        full = len(times) >= rate.requests
+        resets_in = max(0.0, times[-rate.requests] + rate.seconds - now) if full else 0.0
+        return RateStatus(len(times), rate.requests, rate.seconds, resets_in)
+
+    def admit_request(self, tenant: str) -> None:
+        """Count one request against the tenant's window, or raise `RateLimited`.
+
+        Synchronous on purpose: the check and the count happen with no await in
+        between, so concurrent requests on one worker cannot both take the last slot.
+        """
+        rate = self.rate
+        if rate is None:
+            return
+        now = self._clock()
+        times = self._window(tenant, now)
+        if len(times) >= rate.requests:
+            wait = times[-rate.requests] + rate.seconds - now
+            raise RateLimited(
+                f"Rate limit exceeded: {rate.requests} requests per {rate.seconds:g}s",
+                retry_after=max(0.001, wait),
+                limit=rate.requests,
+            )
+        stored = dict(self._state.get(tenant) or {})
+        stored["window"] = [*times, now]
+        self._state[tenant] = stored
 
     def usage(self, tenant: str) -> dict[str, Any]:
         """The tenant's current period counters (rolled over if the period changed)."""
@@ -127,7 +213,8 @@ class QuotaLedger:
         # A call that straddled a period boundary is charged to the period it ends in.
         current["tokens"] += max(0, actual_tokens)
         current["calls"] += 1 if count_call else 0
-        self._state[reservation.tenant] = current
+        stored = self._state.get(reservation.tenant) or {}
+        self._state[reservation.tenant] = {**stored, **current}
 
     def release(self, reservation: Reservation) -> None:
         """Drop the hold without charging (the call never reached a model)."""

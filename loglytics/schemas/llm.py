@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, get_args
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from loglytics.schemas.base import Record
 
@@ -18,11 +18,32 @@ Task = Literal[
     "summarize",
     "models",
     "health",
+    "usage",
 ]
 """The task names of the wire protocol. Declared here, below the handlers, for callers
 that name tasks without importing them; `tasks.registry` declares exactly these, in
 this order, and refuses to build otherwise."""
 TASKS: tuple[Task, ...] = get_args(Task)
+
+MAX_INPUT_DEPTH = 32
+"""How deep a request's `input` may nest (objects and lists). Log entries and chat
+context need a few levels; orjson refuses to write past 254, so a deeper input would
+fail when the request or its reply is encoded — it is refused as invalid instead."""
+
+
+def json_depth(value: object) -> int:
+    """The nesting depth of a JSON value (a scalar is 0), walked without recursion."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth + 1)
+            if deepest > MAX_INPUT_DEPTH:
+                return deepest
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 class LLMRequest(Record):
@@ -35,10 +56,17 @@ class LLMRequest(Record):
     max_tokens: int | None = Field(None, gt=0, le=8192)
     temperature: float | None = Field(None, ge=0.0, le=2.0)
 
+    @field_validator("input", mode="before")
+    @classmethod
+    def _shallow(cls, value: object) -> object:
+        if json_depth(value) > MAX_INPUT_DEPTH:
+            raise ValueError(f"nested deeper than {MAX_INPUT_DEPTH} levels")
+        return value
+
 
 class ErrorInfo(Record):
     # Machine-readable kind: invalid_credentials, unknown_task, invalid_input,
-    # quota_exceeded, no_provider, invalid_output, internal.
+    # rate_limited, quota_exceeded, no_provider, invalid_output, internal.
     error: str
     message: str
     retry_after: float | None = None
@@ -69,6 +97,9 @@ class LLMResponse(Record):
     confidence_score: float | None = None
     truncated: bool = False
     cached: bool = False
+    grounded: bool | None = None
+    """False: the model's output failed the grounding check and the reply is the task's
+    deterministic answer; None: no model output was checked (the gateway's metadata)."""
     error: ErrorInfo | None = None
     final: bool = True
     kind: Literal["response"] = "response"

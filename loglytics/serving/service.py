@@ -19,9 +19,16 @@ import faust
 from faust.types import EventT
 
 from loglytics.deadletters import DeadLetterFn
-from loglytics.providers import PoolError
+from loglytics.providers import PoolError, RateLimited
 from loglytics.runtime import Runtime
-from loglytics.schemas import ErrorInfo, LLMRequest, LLMResponse, LLMStreamChunk, TokenUsage
+from loglytics.schemas import (
+    ErrorInfo,
+    LLMRequest,
+    LLMResponse,
+    LLMStreamChunk,
+    TenantRecord,
+    TokenUsage,
+)
 from loglytics.serving.metrics import RequestMetrics
 from loglytics.serving.protocol import BadRequest, deadline_of, parse_request
 from loglytics.serving.replies import ChunkWriter, error_reply
@@ -32,6 +39,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 STAGE = "requests"
+NO_TENANT = TenantRecord(tenant="-", api_key_hashes=["0" * 64])
+"""Checked in place of an unknown tenant, so a wrong tenant costs what a wrong key does."""
 
 
 class WorkerStorage:
@@ -78,13 +87,27 @@ class RequestService:
 
     def _authenticate(self, request: LLMRequest) -> ErrorInfo | None:
         record = self.runtime.tenant(request.tenant)
-        if record is None or not record.accepts(request.api_key):
+        if not (record or NO_TENANT).accepts(request.api_key):
             # One message for "no such tenant" and "wrong key": neither is confirmed to a caller.
             return ErrorInfo(error="invalid_credentials", message="unknown tenant or wrong API key")
         if request.task not in HANDLERS:
             known = ", ".join(HANDLERS)
             return ErrorInfo(
                 error="unknown_task", message=f"unknown task {request.task!r}; {known}"
+            )
+        return self._admit(request)
+
+    def _admit(self, request: LLMRequest) -> ErrorInfo | None:
+        """Count the request in its tenant's rate window (the quota ledger's), or refuse it."""
+        pool = self.runtime.pool
+        ledger = pool.ledger if pool is not None else None
+        if ledger is None:
+            return None
+        try:
+            ledger.admit_request(request.tenant)
+        except RateLimited as exc:
+            return ErrorInfo(
+                error=exc.error, message=exc.message, retry_after=exc.retry_after, limit=exc.limit
             )
         return None
 
@@ -99,6 +122,7 @@ class RequestService:
             pool=runtime.pool,
             storage=self.storage,
             on_delta=writer.write if writer is not None else None,
+            grounding=runtime.grounding,
         )
 
         def elapsed() -> float:
@@ -136,6 +160,7 @@ class RequestService:
             confidence_score=result.confidence,
             truncated=result.truncated,
             cached=bool(ctx.calls) and all(c.cached for c in ctx.calls),
+            grounded=result.grounded,
         )
 
     async def serve(self, request: LLMRequest) -> LLMResponse:
@@ -143,7 +168,13 @@ class RequestService:
         problem = self._authenticate(request)
         if problem is not None:
             reply = error_reply(
-                request.request_id, request.tenant, request.task, problem.error, problem.message
+                request.request_id,
+                request.tenant,
+                request.task,
+                problem.error,
+                problem.message,
+                retry_after=problem.retry_after,
+                limit=problem.limit,
             )
             await self.send_reply(reply)
             return reply

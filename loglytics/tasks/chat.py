@@ -6,9 +6,10 @@ kept, the context is cut before the question is.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+import orjson
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from loglytics.prompts.base import Message
 from loglytics.prompts.chat import CHAT
@@ -23,18 +24,28 @@ class Turn(BaseModel):
 
 
 class ChatInput(BaseModel):
+    """`conversation_history` (the product brief's name) is accepted for `history`; the
+    context is text or a JSON object (written into the prompt as compact JSON)."""
+
     model_config = ConfigDict(extra="forbid")
 
     message: str = Field(min_length=1)
-    history: list[Turn] = Field(default_factory=list)
-    context: str | None = None
+    history: list[Turn] = Field(
+        default_factory=list, validation_alias=AliasChoices("history", "conversation_history")
+    )
+    context: str | dict[str, Any] | None = None
+
+    def context_text(self) -> str:
+        if isinstance(self.context, dict):
+            return orjson.dumps(self.context, default=str).decode() if self.context else ""
+        return self.context or ""
 
 
 def fit(given: ChatInput, budget: int) -> tuple[str, list[Message], bool]:
     """(user turn, history, truncated) within `budget` characters."""
     message, cut_message = cut(given.message, max(64, budget // 2))
     room = budget - len(message)
-    context, cut_context = cut(given.context or "", max(0, room // 2))
+    context, cut_context = cut(given.context_text(), max(0, room // 2))
     room -= len(context)
     history: list[Message] = []
     dropped = False

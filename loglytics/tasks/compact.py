@@ -14,9 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 MAX_LINE_CHARS = 400
+MAX_PROMPT_CHARS = 2000
+ENTRIES = AliasChoices("entries", "log_entries")
+"""`log_entries` is the product brief's name for `entries`; both are accepted."""
 _ERROR = re.compile(
     r"\b(FATAL|CRIT(ICAL)?|EMERG|ALERT|PANIC|ERR(OR)?|SEVERE|EXCEPTION|TRACEBACK|FAIL(ED|URE)?)\b",
     re.IGNORECASE,
@@ -27,12 +30,14 @@ _PREFIX_KEYS = ("timestamp", "ts", "time", "level", "severity", "source", "servi
 
 
 class EntriesInput(BaseModel):
-    """Entries as a list (strings, or objects with a message) and/or one text of lines."""
+    """Entries as a list (strings, or objects with a message) and/or one text of lines,
+    with an optional `prompt`: what the caller wants to know about them."""
 
     model_config = ConfigDict(extra="forbid")
 
-    entries: list[str | dict[str, Any]] = Field(default_factory=list)
+    entries: list[str | dict[str, Any]] = Field(default_factory=list, validation_alias=ENTRIES)
     text: str | None = None
+    prompt: str | None = None
 
     @model_validator(mode="after")
     def _some(self) -> EntriesInput:
@@ -42,6 +47,16 @@ class EntriesInput(BaseModel):
 
     def lines(self) -> list[str]:
         return entry_lines(self.entries, self.text)
+
+    def header(self) -> str:
+        return entries_header(self.prompt)
+
+
+def entries_header(prompt: str | None) -> str:
+    """What precedes the entries in the user turn: the caller's question, cut, if any."""
+    if not prompt or not prompt.strip():
+        return "Entries:"
+    return f"Question: {prompt.strip()[:MAX_PROMPT_CHARS]}\nEntries:"
 
 
 def entry_lines(entries: Iterable[str | Mapping[str, Any]], text: str | None) -> list[str]:

@@ -19,8 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from loglytics.prompts.query import QUERY, QueryAnswer, default_plan
 from loglytics.providers import InvalidOutput
 from loglytics.storage.client import Client
-from loglytics.storage.plan import QueryPlan, QueryResult, run_plan
-from loglytics.tasks.base import TaskContext, TaskResult, cut, parse_input
+from loglytics.storage.plan import (
+    MAX_LOOKBACK_HOURS,
+    Moment,
+    QueryPlan,
+    QueryResult,
+    TimeRange,
+    run_plan,
+)
+from loglytics.tasks.base import TaskContext, TaskResult, cut, invalid_input, parse_input
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +35,22 @@ MAX_ROWS_IN_TEXT = 10
 
 
 class QueryInput(BaseModel):
+    """The question, and optionally the time range every plan is held to (else the plan's)."""
+
     model_config = ConfigDict(extra="forbid")
 
     question: str = Field(min_length=1)
+    last_hours: int | None = Field(None, ge=1, le=MAX_LOOKBACK_HOURS)
+    since: Moment | None = None
+    until: Moment | None = None
+
+    def time_range(self) -> TimeRange | None:
+        if self.last_hours is None and self.since is None and self.until is None:
+            return None
+        try:
+            return TimeRange(last_hours=self.last_hours, since=self.since, until=self.until)
+        except ValueError:
+            raise invalid_input("give last_hours or since, not both") from None
 
 
 def _value(value: Any) -> str:
@@ -72,6 +92,11 @@ async def query(ctx: TaskContext) -> TaskResult:
     tenant = ctx.tenant
     now = datetime.now(UTC)
 
+    held = given.time_range()
+
+    def hold(plan: QueryPlan) -> QueryPlan:
+        return plan if held is None else plan.model_copy(update={"time_range": held})
+
     async def execute(plan: QueryPlan) -> QueryResult:
         def run(client: Client) -> QueryResult:
             return run_plan(client, plan, tenant, now=now)
@@ -82,7 +107,7 @@ async def query(ctx: TaskContext) -> TaskResult:
     reason = ""
     try:
         planned = await ctx.generate(QUERY, question, max_tokens=limit, stream=False)
-        plan = planned.data_as(QueryPlan)
+        plan = hold(planned.data_as(QueryPlan))
     except InvalidOutput as exc:
         reason = "the model's plan was invalid"
         log.info("query plan invalid for %s: %s", ctx.request.request_id, exc.message)
@@ -98,7 +123,7 @@ async def query(ctx: TaskContext) -> TaskResult:
                 reason = "the model's plan matched no rows"
     fallback = result is None or not result.rows
     if fallback:
-        plan = default_plan()
+        plan = hold(default_plan())
         result = await execute(plan)
     assert plan is not None and result is not None
     note = f"{reason}; showing the default: findings per severity" if fallback else ""

@@ -36,6 +36,7 @@ from loglytics.tasks.info import HealthReport, ModelsInfo, health, models
 from loglytics.tasks.query import query
 from loglytics.tasks.root_cause import root_cause
 from loglytics.tasks.summarize import summarize
+from loglytics.tasks.usage import UsageReport, usage
 
 Handler = Callable[[TaskContext], Awaitable[TaskResult]]
 HttpMethod = Literal["GET", "POST"]
@@ -89,6 +90,7 @@ REGISTRY: tuple[TaskSpec, ...] = _checked(
         TaskSpec("summarize", summarize, SUMMARIZE, Summary),
         TaskSpec("models", models, None, ModelsInfo, method="GET"),
         TaskSpec("health", health, None, HealthReport, method="GET"),
+        TaskSpec("usage", usage, None, UsageReport, method="GET"),
     )
 )
 

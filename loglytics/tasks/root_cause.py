@@ -16,7 +16,7 @@ from loglytics.schemas import Finding
 from loglytics.storage.client import Client
 from loglytics.storage.queries import get_finding
 from loglytics.tasks.base import TaskContext, TaskResult, invalid_input, parse_input, percent
-from loglytics.tasks.compact import entry_lines
+from loglytics.tasks.compact import ENTRIES, entry_lines
 from loglytics.tasks.entries import read_entries, structured_result
 
 
@@ -24,8 +24,9 @@ class RootCauseInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     finding_id: str | None = Field(None, min_length=1, max_length=64)
-    entries: list[str | dict[str, Any]] = Field(default_factory=list)
+    entries: list[str | dict[str, Any]] = Field(default_factory=list, validation_alias=ENTRIES)
     text: str | None = None
+    prompt: str | None = None
 
     @model_validator(mode="after")
     def _some(self) -> RootCauseInput:

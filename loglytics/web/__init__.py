@@ -1,17 +1,13 @@
-"""The worker's HTTP surface: the LLM API gateway and `/metrics`."""
+"""The worker's HTTP surface: `/metrics` only (the HTTP API is `loglytics api`, gateway/)."""
 
 import faust
 
 from loglytics.runtime import Runtime
-from loglytics.web import api, metrics
-from loglytics.web.gateway import Gateway
+from loglytics.web import metrics
 
 
 def register(app: faust.App, runtime: Runtime) -> None:
-    """Declare the API routes (with their gateway client, a worker service) and `/metrics`."""
-    gateway = Gateway(runtime.settings)
-    app.service(gateway)  # type: ignore[arg-type]
-    api.register(app, gateway)
+    """Serve the runtime's Prometheus registry at `/metrics`."""
     metrics.register(app, runtime.registry)
 
 
