@@ -19,6 +19,7 @@ from faust.types.tables import GlobalTableT
 from mode import Service
 from prometheus_client import CollectorRegistry
 
+from loglytics.prompts.grounding import GroundingMetrics
 from loglytics.providers import LLMPool, QuotaLedger
 from loglytics.providers.quota import RateWindow
 from loglytics.schemas import DecodeError, TenantRecord, UsageRecord
@@ -89,6 +90,7 @@ class Runtime(Service):
         self.client: Any = None
         self.pool: LLMPool | None = None
         self.registry = CollectorRegistry()
+        self.grounding = GroundingMetrics(self.registry)
         self._ready = asyncio.Event()
         self._lock = asyncio.Lock()
 

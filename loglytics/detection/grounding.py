@@ -3,17 +3,18 @@
 Why: a small model given a few-shot example tends to copy it. In the demo the
 memory leak in acme/jobs came back titled "The service cannot reach orders-db;
 requests fail", category `database`: the prompt example's words, not the
-candidate's. A verdict's title, summary and category are used only when
+candidate's. A verdict's words are used only when
 
-* they share content words with the candidate's template or exemplar lines
-  (something the candidate actually says), and
-* they copy no phrase of four or more words from the prompt's own example
-  (`loglytics.prompts.detection`: its user text and its verdicts).
+* they pass the one grounding check every model output passes
+  (`loglytics.prompts.grounding`) against the candidate's template, exemplar
+  lines and signal details: no identifier or number the candidate lacks, no
+  phrase of four words from the prompt's example or instructions; and
+* its title, summary and category share content words with the candidate
+  (something the candidate actually says).
 
-Otherwise the verdict is dropped whole and the finding keeps the rules'
-wording (the judge counts it in `loglytics_llm_errors{kind="ungrounded_verdict"}`).
-The rules' facts (what fired, on which template, how often) never come from
-the model either way.
+Otherwise the judge asks once more saying what failed; a verdict that still
+fails is dropped whole and the finding keeps the rules' wording. The rules'
+facts (what fired, on which template, how often) never come from the model.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from loglytics.prompts.detection import EXAMPLE, EXAMPLE_USER, Verdict
+from loglytics.prompts.detection import DETECTION, Verdict
+from loglytics.prompts.grounding import Failure, Ground, prompt_texts, strings_of
 
-COPIED_PHRASE_WORDS = 4
 _WORD = re.compile(r"[a-z0-9]+(?:[-_.][a-z0-9]+)*")
 # Words that carry no content of their own (they make no sentence about anything).
 _STOPWORD_TEXT = """a an the and or but of in on at to for from by with without into onto over under
@@ -45,29 +46,20 @@ def content_words(text: str) -> set[str]:
     return {w for w in words(text) if w not in _STOPWORDS and len(w) >= 3 and not w.isdigit()}
 
 
-def phrases(text: str, n: int = COPIED_PHRASE_WORDS) -> set[tuple[str, ...]]:
-    """Every run of `n` consecutive words of the text."""
-    seq = words(text)
-    return {tuple(seq[i : i + n]) for i in range(len(seq) - n + 1)}
-
-
-def example_phrases() -> frozenset[tuple[str, ...]]:
-    """The prompt example's phrases of four words (its user text and its verdicts)."""
-    texts = [EXAMPLE_USER]
-    for v in EXAMPLE.verdicts:
-        texts += [v.title, v.summary, v.recommendation]
-    return frozenset(p for t in texts for p in phrases(t))
+def verdict_failures(verdict: Verdict, candidate_texts: Iterable[str]) -> tuple[Failure, ...]:
+    """Every way the verdict is not about the candidate (empty: grounded)."""
+    texts = list(candidate_texts)
+    ground = Ground.of("\n".join(texts), prompt_texts(DETECTION.system, DETECTION.examples))
+    failures = ground.check(strings_of(verdict.model_copy(update={"ref": 0})))
+    wording = [verdict.title, verdict.summary, verdict.category]
+    said = set().union(*(content_words(t) for t in texts))
+    # Template words such as `<*>` or units are shared by every template: a match has to
+    # be a word of the candidate's own text.
+    if not said & set().union(*(content_words(t) for t in wording)):
+        failures += (Failure("unrelated", verdict.title),)
+    return failures
 
 
 def grounded(verdict: Verdict, candidate_texts: Iterable[str]) -> bool:
     """Whether the verdict's wording is about the candidate and not the prompt's example."""
-    wording = [verdict.title, verdict.summary, verdict.category]
-    said = set().union(*(content_words(t) for t in candidate_texts))
-    # Template words such as `<*>` or units are shared by every template: a match has to
-    # be a word of the candidate's own text.
-    if not said & set().union(*(content_words(t) for t in wording)):
-        return False
-    copied = example_phrases()
-    candidate_phrases = set().union(*(phrases(t) for t in candidate_texts))
-    # A phrase the candidate itself contains is not copied, even if the example has it too.
-    return not any((phrases(t) & copied) - candidate_phrases for t in wording)
+    return not verdict_failures(verdict, candidate_texts)

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import Protocol, TypedDict, cast
 
 from loglytics.detection.findings import Candidate
-from loglytics.detection.grounding import grounded
+from loglytics.detection.grounding import verdict_failures
 from loglytics.prompts.detection import DETECTION, Verdict, Verdicts
-from loglytics.providers import InvalidOutput, LLMPool, PoolError
+from loglytics.prompts.grounding import Failure, GroundingMetrics, Outcome, repair_note
+from loglytics.providers import InvalidOutput, LLMPool, PoolError, PoolResult
 from loglytics.settings import Tier
 
 log = logging.getLogger(__name__)
@@ -119,12 +120,13 @@ async def judge_fresh(
     tier: Tier,
     fresh: list[Candidate],
     cache: VerdictCache,
+    grounding: GroundingMetrics | None = None,
 ) -> dict[str, Judgement]:
     """Ask the model about new patterns, a few per prompt; remember what it said."""
     out: dict[str, Judgement] = {}
     for start in range(0, len(fresh), CANDIDATES_PER_PROMPT):
         chunk = fresh[start : start + CANDIDATES_PER_PROMPT]
-        out.update(await _judge_chunk(pool, tenant, tier, chunk, cache))
+        out.update(await _judge_chunk(pool, tenant, tier, chunk, cache, grounding))
     return out
 
 
@@ -134,10 +136,11 @@ async def judge(
     tier: Tier,
     cands: list[Candidate],
     cache: VerdictCache,
+    grounding: GroundingMetrics | None = None,
 ) -> dict[str, Judgement]:
     """A judgement per judgement key: cached ones free, new ones asked, failures as rules."""
     known, fresh = split_cached(cands, cache)
-    known.update(await judge_fresh(pool, tenant, tier, fresh, cache))
+    known.update(await judge_fresh(pool, tenant, tier, fresh, cache, grounding))
     for cand in cands:
         known.setdefault(cand.judgement_key, RULES)
     return known
@@ -149,6 +152,7 @@ async def _judge_chunk(
     tier: Tier,
     chunk: list[Candidate],
     cache: VerdictCache,
+    grounding: GroundingMetrics | None = None,
 ) -> dict[str, Judgement]:
     if pool is None:
         return {}
@@ -173,18 +177,11 @@ async def _judge_chunk(
         # Quota or providers down: transient, so nothing is remembered.
         log.info("no LLM verdict for %s (%s): rules only", tenant, exc.error)
         return {}
-    verdicts = result.data_as(Verdicts).verdicts
-    by_ref = {v.ref: v for v in verdicts if 0 <= v.ref < len(chunk)}
-    share = result.usage.total // max(1, len(chunk))
+    verdicts, spent = await _grounded(pool, tenant, tier, chunk, result, grounding)
+    share = (result.usage.total + spent) // max(1, len(chunk))
     out: dict[str, Judgement] = {}
     for i, cand in enumerate(chunk):
-        verdict = by_ref.get(i)
-        tpl = cand.item.template
-        if verdict is not None and not grounded(verdict, [tpl.template, *tpl.exemplars]):
-            # Wording about something else (often the prompt's example): dropped whole,
-            # counted, and remembered as judged so the pattern is not asked about again.
-            pool.metrics.errors.labels(provider=result.provider, kind="ungrounded_verdict").inc()
-            verdict = None
+        verdict = verdicts.get(i)
         # A candidate the model skipped was still judged: remember that too, so a
         # recurring pattern never costs a second prompt.
         model = result.model if verdict is not None else "rules"
@@ -194,3 +191,72 @@ async def _judge_chunk(
             "model": model,
         }
     return out
+
+
+def candidate_texts(cand: Candidate) -> list[str]:
+    """What the model was shown about a candidate: its words are what a verdict may use."""
+    tpl = cand.item.template
+    details = "; ".join(s.detail for s in cand.item.signals)
+    return [tpl.template, *tpl.exemplars, details, cand.digest.source, f"{tpl.level} x{tpl.count}"]
+
+
+def _failures(chunk: list[Candidate], verdicts: list[Verdict]) -> dict[int, tuple[Failure, ...]]:
+    """Each candidate's verdict problems; a candidate the model skipped has none."""
+    out: dict[int, tuple[Failure, ...]] = {}
+    for v in verdicts:
+        if not 0 <= v.ref < len(chunk):
+            out[v.ref] = (Failure("index", str(v.ref)),)
+        elif v.ref not in out:
+            out[v.ref] = verdict_failures(v, candidate_texts(chunk[v.ref]))
+    return out
+
+
+async def _grounded(
+    pool: LLMPool,
+    tenant: str,
+    tier: Tier,
+    chunk: list[Candidate],
+    result: PoolResult,
+    grounding: GroundingMetrics | None,
+) -> tuple[dict[int, Verdict], int]:
+    """The chunk's grounded verdicts by ref after at most one repair round, and its tokens."""
+    first = {v.ref: v for v in result.data_as(Verdicts).verdicts if 0 <= v.ref < len(chunk)}
+    failed = {ref: f for ref, f in _failures(chunk, list(first.values())).items() if f}
+    kept = {ref: v for ref, v in first.items() if ref not in failed}
+    fixed: dict[int, Verdict] = {}
+    spent = 0
+    if failed:
+        note = "\n".join(f"[{ref}] {repair_note(f)}" for ref, f in sorted(failed.items()))
+        messages = [
+            *DETECTION.messages(render(chunk)),
+            {"role": "assistant", "content": result.text},
+            {"role": "user", "content": note},
+        ]
+        try:
+            again = await pool.complete(
+                tenant=tenant,
+                tier=tier,
+                task="detect",
+                messages=messages,
+                output=Verdicts,
+                max_tokens=DETECTION.max_tokens * len(chunk),
+                temperature=0.0,
+            )
+        except (InvalidOutput, PoolError):
+            again = None
+        if again is not None:
+            spent = again.usage.total
+            redone = {v.ref: v for v in again.data_as(Verdicts).verdicts if v.ref in failed}
+            problems = _failures(chunk, list(redone.values()))
+            fixed = {ref: v for ref, v in redone.items() if not problems.get(ref)}
+    for ref in first:
+        outcome: Outcome = (
+            "first_try" if ref in kept else "repaired" if ref in fixed else "fell_back"
+        )
+        if outcome == "fell_back":
+            # Wording about something else (often the prompt's example): dropped whole,
+            # counted, and remembered as judged so the pattern is not asked about again.
+            pool.metrics.errors.labels(provider=result.provider, kind="ungrounded_verdict").inc()
+        if grounding is not None:
+            grounding.record("detect", result.provider, outcome, spent if ref in failed else 0)
+    return {**kept, **fixed}, spent

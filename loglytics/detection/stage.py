@@ -151,7 +151,9 @@ class DetectionStage:
         """
         rt = self.runtime
         try:
-            judged = await judge_fresh(rt.pool, tenant, rt.tier_of(tenant), fresh, verdicts)
+            judged = await judge_fresh(
+                rt.pool, tenant, rt.tier_of(tenant), fresh, verdicts, rt.grounding
+            )
             for cand in cands:
                 j = judged.get(cand.judgement_key)
                 if j is None or j.verdict is None:

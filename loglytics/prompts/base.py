@@ -40,10 +40,18 @@ class PromptSpec:
         if self.output is not None:
             json_schema_for(self.output)  # raises if any string or list is unbounded
 
-    def messages(self, user: str, history: Sequence[Message] = ()) -> list[Message]:
-        """System prompt, few-shot turns, optional prior conversation, then the user turn."""
+    def messages(
+        self,
+        user: str,
+        history: Sequence[Message] = (),
+        examples: Sequence[FewShot] | None = None,
+    ) -> list[Message]:
+        """System prompt, few-shot turns, optional prior conversation, then the user turn.
+
+        `examples` replaces the spec's own (a request-shaped example, or none).
+        """
         out: list[Message] = [{"role": "system", "content": self.system}]
-        for ex in self.examples:
+        for ex in self.examples if examples is None else examples:
             out.append({"role": "user", "content": ex.user})
             out.append({"role": "assistant", "content": ex.assistant.model_dump_json()})
         out.extend(history)

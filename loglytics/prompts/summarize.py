@@ -22,24 +22,24 @@ class SummaryNotes(BaseModel):
 SYSTEM = (
     "You write a short status summary of a system's logs from metrics that were already "
     "computed. Give a one-line headline and up to three highlights that point at what "
-    "matters most (errors, critical findings, noisy sources). Do not invent numbers; use "
-    "only the ones given. Reply with one compact JSON object."
+    "matters most (errors, critical findings, noisy sources). Do not invent numbers or "
+    "names; use only the ones given. With no lines and no findings, say there is no data. "
+    "Reply with one compact JSON object."
 )
 
 EXAMPLE_USER = (
-    "Metrics for the last 24 hours:\n"
-    "lines: 120400 in 1440 windows (flagged lines: 310)\n"
-    "findings: 7 (critical 1, high 2, medium 4)\n"
-    "top templates: 'GET <*> 200' x90000; 'Connection to <*> refused' x300\n"
-    "recent findings: [critical] Database connections refused (payments)"
+    "Metrics for the last 6 hours:\n"
+    "lines: 5120 in 360 windows (flagged lines: 44)\n"
+    "findings: 2 (high 1, low 1)\n"
+    "top templates: 'job <*> done' x4900; 'unit-w8 retry <*>' x44\n"
+    "recent findings: [high] Error burst: unit-w8 retry <*> (src-h1)"
 )
 EXAMPLE = SummaryNotes(
-    headline="Mostly healthy traffic; one critical database outage in payments.",
-    highlights=[
-        "1 critical finding: database connections refused",
-        "310 of 120400 lines were flagged",
-    ],
+    headline="2 findings; unit-w8 retries drive the flagged lines.",
+    highlights=["1 high finding on src-h1", "44 of 5120 lines were flagged"],
 )
+"""Names in the example (unit-w8, src-h1) are identifier-shaped on purpose: the grounding
+check refuses any identifier the metrics do not contain, so a copied one cannot pass."""
 
 SUMMARIZE = PromptSpec(
     task="summarize",
@@ -60,3 +60,4 @@ class Summary(BaseModel):
     top_findings: list[dict[str, Any]] = Field(max_length=10)
     headline: str = Field(max_length=100)
     highlights: list[str] = Field(max_length=3)
+    grounded: bool = True

@@ -13,12 +13,13 @@ import functools
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from loglytics.prompts.base import Message, PromptSpec
+from loglytics.prompts.base import FewShot, Message, PromptSpec
+from loglytics.prompts.grounding import GroundingMetrics
 from loglytics.providers import LLMPool, PoolResult, StreamDelta, json_schema_for
 from loglytics.providers.tokens import add_usage, estimate_messages, estimate_tokens
 from loglytics.schemas import LLMRequest, TokenUsage
@@ -84,10 +85,21 @@ class TaskResult:
     data: dict[str, Any] | None = None
     confidence: float | None = None
     truncated: bool = False
+    grounded: bool | None = None
+    """False when a model's output failed the grounding check twice and the reply is the
+    task's deterministic answer; None when no model output was checked."""
+
+
+ExampleMode = Literal["static", "shaped", "none"]
+"""Which few-shot examples a task shows: its spec's own, one built from the request's
+shape (placeholder content), or none."""
 
 
 @dataclass
 class TaskContext:
+    """`grounding` counts grounding outcomes (None: not counted); `examples` picks the
+    few-shot mode (the bench compares them)."""
+
     request: LLMRequest
     tier: Tier
     pool: LLMPool
@@ -95,6 +107,8 @@ class TaskContext:
     on_delta: DeltaSink | None = None
     calls: list[PoolResult] = field(default_factory=list)
     streamed: bool = False
+    grounding: GroundingMetrics | None = None
+    examples: ExampleMode = "shaped"
 
     @property
     def tenant(self) -> str:
@@ -139,6 +153,7 @@ class TaskContext:
         history: Sequence[Message] = (),
         max_tokens: int | None = None,
         stream: bool = True,
+        examples: Sequence[FewShot] | None = None,
     ) -> PoolResult:
         """One LLM call for this request; deltas go to `on_delta` when streaming.
 
@@ -150,7 +165,7 @@ class TaskContext:
             "tenant": self.tenant,
             "tier": self.tier,
             "task": spec.task,
-            "messages": spec.messages(user, history),
+            "messages": spec.messages(user, history, examples),
             "output": spec.output,
             "max_tokens": limit,
             "temperature": self.request.temperature,

@@ -79,14 +79,32 @@ def render_entry(entry: str | Mapping[str, Any]) -> str:
 
 
 @dataclass(frozen=True)
+class Entry:
+    """One kept line (capped) and how many times it occurred in the input."""
+
+    line: str
+    count: int
+
+    @property
+    def rank(self) -> int:
+        """0 error, 1 warning, 2 anything else."""
+        return _rank(self.line)
+
+
+@dataclass(frozen=True)
 class Compacted:
-    """The text sent to the model, and how many lines were given, distinct, kept and cut."""
+    """The text sent to the model, and how many lines were given, distinct, kept and cut.
+
+    `entries` are the kept lines in the order of `text`: tasks number them so a
+    model refers to lines by index and code derives every count from them.
+    """
 
     text: str
     given: int
     unique: int
     kept: int
     shortened: int
+    entries: tuple[Entry, ...] = ()
 
     @property
     def truncated(self) -> bool:
@@ -112,6 +130,7 @@ def compact(
         counts[line] = counts.get(line, 0) + 1
     shortened = 0
     rendered: list[tuple[int, int, int, str]] = []  # (rank, -count, order, text)
+    bodies: list[Entry] = []
     for order, (line, count) in enumerate(counts.items()):
         body = line
         if len(body) > max_line_chars:
@@ -119,6 +138,7 @@ def compact(
             shortened += 1
         text = f"[x{count}] {body}" if count > 1 else body
         rendered.append((_rank(line), -count, order, text))
+        bodies.append(Entry(body, count))
     total = sum(len(r[3]) + 1 for r in rendered)
     if total <= budget_chars:
         chosen = rendered
@@ -136,4 +156,5 @@ def compact(
         unique=len(counts),
         kept=len(chosen),
         shortened=shortened,
+        entries=tuple(bodies[r[2]] for r in chosen),
     )

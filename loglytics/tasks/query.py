@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from loglytics.prompts.grounding import Ground, prompt_texts
 from loglytics.prompts.query import QUERY, QueryAnswer, default_plan
-from loglytics.providers import InvalidOutput
 from loglytics.storage.client import Client
 from loglytics.storage.plan import (
     MAX_LOOKBACK_HOURS,
@@ -28,6 +28,7 @@ from loglytics.storage.plan import (
     run_plan,
 )
 from loglytics.tasks.base import TaskContext, TaskResult, cut, invalid_input, parse_input
+from loglytics.tasks.grounded import ask_grounded
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,21 @@ def render_answer(plan: QueryPlan, rows: list[dict[str, Any]], note: str) -> str
     return "\n".join(lines)
 
 
+def filter_values(plan: QueryPlan) -> list[str]:
+    """What a plan claims about the question: the values it filters on."""
+    out: list[str] = []
+    for item in plan.filters:
+        values = item.value if isinstance(item.value, list) else [item.value]
+        out.extend(str(v) for v in values)
+    return out
+
+
+def grounded_plan(plan: QueryPlan, question: str) -> QueryPlan | None:
+    """The plan if every value it filters on is written in the question (checked as text)."""
+    asked = question.lower()
+    return None if any(v.lower() not in asked for v in filter_values(plan)) else plan
+
+
 async def query(ctx: TaskContext) -> TaskResult:
     given = parse_input(QueryInput, ctx.input)
     limit = QUERY.max_tokens  # the plan is internal: its size is ours, not the caller's
@@ -103,14 +119,26 @@ async def query(ctx: TaskContext) -> TaskResult:
 
         return await ctx.storage.run(run)
 
-    plan: QueryPlan | None = None
     reason = ""
-    try:
-        planned = await ctx.generate(QUERY, question, max_tokens=limit, stream=False)
-        plan = hold(planned.data_as(QueryPlan))
-    except InvalidOutput as exc:
-        reason = "the model's plan was invalid"
-        log.info("query plan invalid for %s: %s", ctx.request.request_id, exc.message)
+    ground = Ground.of(question, prompt_texts(QUERY.system, QUERY.examples))
+    examples = () if ctx.examples == "none" else None
+    asked = await ask_grounded(
+        ctx,
+        QUERY,
+        question,
+        ground,
+        QueryPlan,
+        lambda p: (),
+        max_tokens=limit,
+        examples=examples,
+        texts=filter_values,
+    )
+    picked = None if asked.value is None else grounded_plan(asked.value, question)
+    plan = None if picked is None else hold(picked)
+    if plan is None:
+        reason = "the model's plan was invalid or not grounded in the question"
+        log.info("query plan refused for %s", ctx.request.request_id)
+    plan_grounded = plan is not None
     result: QueryResult | None = None
     if plan is not None:
         try:
@@ -142,4 +170,5 @@ async def query(ctx: TaskContext) -> TaskResult:
         text=data.answer,
         data=data.model_dump(mode="json"),
         truncated=truncated or result.truncated,
+        grounded=plan_grounded,
     )

@@ -7,17 +7,19 @@ so ids cannot even be probed for existence.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from loglytics.prompts.root_cause import ROOT_CAUSE, RootCause
+from loglytics.prompts.choices import category_of
+from loglytics.prompts.root_cause import ROOT_CAUSE, RootCause, RootCausePicks
 from loglytics.schemas import Finding
 from loglytics.storage.client import Client
 from loglytics.storage.queries import get_finding
-from loglytics.tasks.base import TaskContext, TaskResult, invalid_input, parse_input, percent
-from loglytics.tasks.compact import ENTRIES, entry_lines
-from loglytics.tasks.entries import read_entries, structured_result
+from loglytics.tasks.base import TaskContext, TaskResult, cut, invalid_input, parse_input
+from loglytics.tasks.compact import ENTRIES, Compacted, Entry, entries_header, entry_lines
+from loglytics.tasks.entries import EntriesTask, problem_indices, run_entries, valid_refs
 
 
 class RootCauseInput(BaseModel):
@@ -52,6 +54,44 @@ def finding_lines(f: Finding) -> list[str]:
     return lines
 
 
+def rules(entries: Sequence[Entry]) -> RootCausePicks:
+    """The deterministic answer: the most repeated problem line, quoted, as the likely cause."""
+    ranked = problem_indices(entries) or sorted(
+        range(len(entries)), key=lambda i: (-entries[i].count, i)
+    )
+    top = ranked[:3]
+    cause = f"Most repeated problem line: {entries[top[0]].line}" if top else "No entries."
+    return RootCausePicks(
+        root_cause=cut(cause, 120)[0],
+        category=category_of(entries[top[0]].line) if top else "other",
+        evidence=top,
+        recommendation="",
+        confidence=0,
+    )
+
+
+def derive(picks: RootCausePicks, packed: Compacted) -> RootCause:
+    evidence = valid_refs(picks.evidence, packed.entries, problems=False)
+    return RootCause(
+        root_cause=picks.root_cause,
+        category=picks.category,
+        evidence=[packed.entries[i].line for i in evidence],
+        evidence_entries=evidence,
+        recommendation=picks.recommendation,
+        confidence=picks.confidence,
+    )
+
+
+ROOT_CAUSE_TASK: EntriesTask[RootCausePicks, RootCause] = EntriesTask(
+    spec=ROOT_CAUSE,
+    picks=RootCausePicks,
+    refs=lambda p: p.evidence,
+    rules=rules,
+    derive=derive,
+    confidence=lambda d: d.confidence,
+)
+
+
 async def root_cause(ctx: TaskContext) -> TaskResult:
     given = parse_input(RootCauseInput, ctx.input)
     lines: list[str] = []
@@ -66,5 +106,4 @@ async def root_cause(ctx: TaskContext) -> TaskResult:
             raise invalid_input(f"finding {fid!r} not found")
         lines = finding_lines(finding)
     lines.extend(given.lines())
-    result, packed = await read_entries(ctx, ROOT_CAUSE, lines)
-    return structured_result(result, packed, percent(result.data_as(RootCause).confidence))
+    return await run_entries(ctx, ROOT_CAUSE_TASK, lines, entries_header(given.prompt))

@@ -9,20 +9,18 @@ the reply come from code.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from loglytics.prompts.grounding import Ground, numbers, prompt_texts
 from loglytics.prompts.summarize import SUMMARIZE, Summary, SummaryNotes
-from loglytics.providers import InvalidOutput
 from loglytics.schemas import SEVERITIES
 from loglytics.storage.client import Client
 from loglytics.storage.plan import MAX_LOOKBACK_HOURS, Moment, QueryPlan, TimeRange, run_plan
 from loglytics.tasks.base import TaskContext, TaskResult, cut, invalid_input, parse_input
-
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+from loglytics.tasks.grounded import ask_grounded
 
 
 class SummarizeInput(BaseModel):
@@ -119,8 +117,39 @@ def describe(facts: dict[str, Any]) -> list[str]:
 
 
 def grounded(text: str, allowed: set[str]) -> bool:
-    """True if every number in `text` is one of the metrics' numbers."""
-    return all(n in allowed for n in _NUMBER.findall(text))
+    """True if every number in `text` is one of the metrics' numbers (`allowed`)."""
+    return numbers(text) <= {n.lstrip("0") or "0" for n in allowed}
+
+
+def empty(metrics: dict[str, Any]) -> bool:
+    return not metrics["lines"] and not metrics["findings"]
+
+
+def computed_headline(metrics: dict[str, Any]) -> str:
+    """The rules' headline: the figures themselves, and plainly so when there are none."""
+    if empty(metrics):
+        return "No log data in this range: 0 lines, 0 findings."
+    return (
+        f"{metrics['lines']} log lines and {metrics['findings']} findings "
+        f"({metrics['findings_by_severity']['critical']} critical)"
+    )
+
+
+async def notes_for(ctx: TaskContext, prompt: str) -> SummaryNotes | None:
+    """The model's headline and highlights, grounded in the metrics, or None."""
+    ground = Ground.of(prompt, prompt_texts(SUMMARIZE.system, SUMMARIZE.examples))
+    examples = () if ctx.examples == "none" else None
+    asked = await ask_grounded(
+        ctx,
+        SUMMARIZE,
+        prompt,
+        ground,
+        SummaryNotes,
+        lambda notes: (),
+        max_tokens=ctx.max_tokens(SUMMARIZE),
+        examples=examples,
+    )
+    return asked.value
 
 
 async def summarize(ctx: TaskContext) -> TaskResult:
@@ -141,24 +170,13 @@ async def summarize(ctx: TaskContext) -> TaskResult:
     lines = describe(facts)
     hours = max(1, round(((end or now) - start).total_seconds() / 3600))
     prompt = f"Metrics for the last {hours} hours:\n" + "\n".join(lines)
-    allowed = set(_NUMBER.findall(prompt))
     m = facts["metrics"]
-    headline = (
-        f"{m['lines']} log lines and {m['findings']} findings "
-        f"({m['findings_by_severity']['critical']} critical)"
-    )
+    headline = computed_headline(m)
     highlights: list[str] = []
-    try:
-        limit = ctx.max_tokens(SUMMARIZE)
-        notes = (await ctx.generate(SUMMARIZE, prompt, max_tokens=limit, stream=False)).data_as(
-            SummaryNotes
-        )
-    except InvalidOutput:
-        notes = None
+    notes = None if empty(m) else await notes_for(ctx, prompt)
     if notes is not None:
-        if notes.headline.strip() and grounded(notes.headline, allowed):
-            headline = notes.headline.strip()
-        highlights = [h.strip() for h in notes.highlights if h.strip() and grounded(h, allowed)]
+        headline = notes.headline.strip() or headline
+        highlights = [h.strip() for h in notes.highlights if h.strip()]
     summary = Summary(
         since=start.isoformat(timespec="seconds"),
         until=(end or now).isoformat(timespec="seconds"),
@@ -167,6 +185,7 @@ async def summarize(ctx: TaskContext) -> TaskResult:
         top_findings=facts["top_findings"],
         headline=cut(headline, 100)[0],
         highlights=highlights,
+        grounded=empty(m) or notes is not None,
     )
     text = "\n".join(
         [
@@ -176,4 +195,8 @@ async def summarize(ctx: TaskContext) -> TaskResult:
             *(f"* {h}" for h in highlights),
         ]
     )
-    return TaskResult(text=text, data=summary.model_dump(mode="json"))
+    return TaskResult(
+        text=text,
+        data=summary.model_dump(mode="json"),
+        grounded=None if empty(m) else summary.grounded,
+    )
