@@ -31,11 +31,10 @@ def process_lines(
     """
     columns, stamps, flagged = pipe._parse(decoded, arrival_ts, bulk=False)
     hits = pipe.miner.add_many(columns.messages, arrival_ts)
+    texts = columns.texts or columns.messages  # what exemplars show (a trace's whole text)
     lines = [
         MinedLine(t, lv, h.template_id, h.template, h.is_new, h.params, msg, i in flagged)
-        for i, (t, lv, h, msg) in enumerate(
-            zip(stamps, columns.levels, hits, columns.messages, strict=True)
-        )
+        for i, (t, lv, h, msg) in enumerate(zip(stamps, columns.levels, hits, texts, strict=True))
     ]
     return lines, len(flagged)
 

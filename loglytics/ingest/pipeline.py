@@ -12,12 +12,17 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 import orjson
 
+from loglytics.ingest.state import SourceState
 from loglytics.mining import MinedBatch, MinerConfig, TemplateMiner, TemplateState
-from loglytics.parsing import LineParser, ParsedColumns, normalise_level
+from loglytics.parsing import FORMATS, ParsedColumns, normalise_level
+from loglytics.parsing.events import EventParser, as_columns
+from loglytics.parsing.learned import AUTO
+from loglytics.parsing.model import ParsedEvent
+from loglytics.parsing.multiline import JoinConfig
 from loglytics.schemas import BatchEvent, DecodeError, LogBatch, LogEvent
 from loglytics.schemas.logs import ID_PATTERN
 
@@ -130,7 +135,13 @@ def _decode_json(value: bytes) -> Decoded | Rejected:
 
 
 class SourcePipeline:
-    """Parsing and mining state of one tenant/source (one per key, owned by one worker)."""
+    """Parsing and mining state of one tenant/source (one per key, owned by one worker).
+
+    ``parsing`` is what :meth:`parsing_state` returned before a restart (the
+    ``parsing`` field of the source's state row): the header each parser
+    learned and any event held for the source's next message. Without it
+    (an older row) detection starts over, as it always did.
+    """
 
     def __init__(
         self,
@@ -142,24 +153,72 @@ class SourcePipeline:
         miner_config: MinerConfig | None = None,
         templates: Iterable[TemplateState] = (),
         activity: Mapping[str, Sequence[float]] | None = None,
+        parsing: Mapping[str, Any] | None = None,
+        join: JoinConfig | None = None,
     ) -> None:
         self.tenant = tenant
         self.source = source
         self.max_line_chars = max_line_bytes
         self.future_tolerance = future_tolerance
-        self.parsers: dict[str | None, LineParser] = {}
+        self.join = join if join is not None else JoinConfig()
+        self.parsers: dict[str | None, EventParser] = {}
+        self._saved_parsing: dict[str, Any] = dict(parsing) if isinstance(parsing, Mapping) else {}
         self.miner = TemplateMiner(miner_config)
         self.miner.restore(templates, activity)
 
-    def _parser(self, fmt: str | None) -> LineParser:
-        parser = self.parsers.get(fmt)
+    def _parser(self, fmt: str | None) -> EventParser:
+        """The parser of a forced format (``None``: detection); an unknown name detects."""
+        key = fmt if fmt in FORMATS or fmt == AUTO else None
+        parser = self.parsers.get(key)
         if parser is None:
-            try:
-                parser = LineParser(format=fmt)
-            except (KeyError, ValueError):
-                parser = LineParser()
-            self.parsers[fmt] = parser
+            saved = self._saved_parsing.get(key or "")
+            parser = EventParser.from_state(
+                saved if isinstance(saved, dict) else None, key, self.join
+            )
+            self.parsers[key] = parser
         return parser
+
+    def parsing_state(self) -> dict[str, Any] | None:
+        """Each parser's learned header and held event, by format (``""``: detection).
+
+        ``None`` when no parser holds anything detection would not find again
+        (a named layout, nothing held), so most sources' rows carry nothing.
+        """
+        out = dict(self._saved_parsing)
+        for key, parser in self.parsers.items():
+            if parser.stateful:
+                out[key or ""] = parser.state()
+            else:
+                out.pop(key or "", None)
+        return out or None
+
+    def keep_parsing(self, state: SourceState) -> None:
+        """Write :meth:`parsing_state` into the source's state row (or drop a stale one)."""
+        parsing = self.parsing_state()
+        if parsing is not None:
+            state["parsing"] = parsing
+        else:
+            state.pop("parsing", None)
+
+    def flush_held(self, now: float) -> MinedBatch | None:
+        """The events held for continuation lines, mined: the source has gone quiet.
+
+        ``now`` stands in for the arrival time of a held event without a stamp.
+        """
+        events = [event for parser in self.parsers.values() for event in parser.flush()]
+        if not events:
+            return None
+        columns = as_columns(events)
+        flagged: set[int] = set()
+        arrival = now
+        stamps = self._stamps(columns.timestamps, arrival, flagged)
+        return MinedBatch(
+            ts=stamps,
+            levels=columns.levels,
+            messages=columns.texts or columns.messages,
+            mined=self.miner.mine_columns(columns.messages, arrival),
+            flagged=sorted(flagged),
+        )
 
     def process_batch(self, decoded: Decoded, arrival_ts: float) -> MinedBatch:
         """Parse and mine a message's lines into columns (the hot path; see `MinedBatch`)."""
@@ -167,7 +226,7 @@ class SourcePipeline:
         return MinedBatch(
             ts=stamps,
             levels=columns.levels,
-            messages=columns.messages,
+            messages=columns.texts or columns.messages,  # exemplars show a trace's whole text
             mined=self.miner.mine_columns(columns.messages, arrival_ts),
             flagged=sorted(flagged),
         )
@@ -175,33 +234,39 @@ class SourcePipeline:
     def _parse(
         self, decoded: Decoded, arrival_ts: float, *, bulk: bool
     ) -> tuple[ParsedColumns, list[float], set[int]]:
-        """A message's lines and events as columns, their settled event times, the flagged lines.
+        """A message's events as columns, their settled event times, the flagged events.
 
-        The checks that rarely fire (over-long lines, replacement characters,
-        implausible timestamps) are first made once for the whole message with
-        C-level builtins; only a message that trips one is checked line by line.
+        Raw lines go through the source's EventParser: one event per line, or
+        one per record where lines continue one another (traces). The checks
+        that rarely fire (over-long lines, replacement characters, implausible
+        timestamps) are first made once for the whole message with C-level
+        builtins; only a message that trips one is checked event by event.
         """
         limit = self.max_line_chars
         lines = decoded.lines
         flagged: set[int] = set()
         columns = ParsedColumns([], [], [])
         if lines:
+            truncated: set[int] = set()
             if max(map(len, lines)) > limit:
-                flagged.update(i for i, ln in enumerate(lines) if len(ln) > limit)
+                truncated = {i for i, ln in enumerate(lines) if len(ln) > limit}
                 lines = [ln if len(ln) <= limit else ln[:limit] for ln in lines]
             parser = self._parser(decoded.format)
-            parsed = parser.parse_columns(lines) if bulk else None
-            if parsed is None:
-                rows = parser.parse_many(lines)
-                parsed = ParsedColumns(
-                    [p.timestamp for p in rows], [p.level for p in rows], [p.message for p in rows]
-                )
-            columns = parsed
+            if bulk and not truncated:
+                columns = parser.parse_columns(lines, arrival_ts)
+            else:
+                events = parser.parse(lines, arrival_ts)
+                columns = as_columns(events)
+                flagged.update(_holding(events, truncated))
+            if parser.parser.dates_assumed:  # stamps without a date: the arrival day stood in
+                flagged.update(range(len(columns.messages)))
         if decoded.events:
-            events = decoded.events
-            columns.timestamps.extend(e.timestamp for e in events)
-            columns.levels.extend(normalise_level(e.level or "") for e in events)
-            columns.messages.extend(e.message for e in events)
+            events_in = decoded.events
+            columns.timestamps.extend(e.timestamp for e in events_in)
+            columns.levels.extend(normalise_level(e.level or "") for e in events_in)
+            columns.messages.extend(e.message for e in events_in)
+            if columns.texts is not None:
+                columns.texts.extend(e.message for e in events_in)
         stamps = self._stamps(columns.timestamps, arrival_ts, flagged)
         if "\ufffd" in "".join(columns.messages):
             flagged.update(i for i, msg in enumerate(columns.messages) if "\ufffd" in msg)
@@ -232,3 +297,14 @@ class SourcePipeline:
             else:
                 out.append(ts)
         return out
+
+
+def _holding(events: Sequence[ParsedEvent], lines: set[int]) -> list[int]:
+    """Indices of the events that hold one of ``lines`` (line indices of this parse call)."""
+    if not lines:
+        return []
+    return [
+        i
+        for i, event in enumerate(events)
+        if event.origin >= 0 and any(event.origin + k in lines for k in range(event.lines))
+    ]

@@ -102,6 +102,7 @@ class IngestStage:
                 future_tolerance=self.settings.future_tolerance_seconds,
                 templates=sorted(states, key=lambda s: s.first_seen),
                 activity=saved["activity"],
+                parsing=saved.get("parsing"),
             )
             self.pipelines[key] = pipe
         return pipe
@@ -160,6 +161,7 @@ class IngestStage:
                     # Counts and recency of the templates ride in the state row, with the
                     # offsets they match: one changelog record per source and batch.
                     state["activity"] = pipe.miner.activity()
+                    pipe.keep_parsing(state)  # learned headers, events held for the next message
             except Exception as exc:  # kept for `absorb`, which dead-letters the messages
                 item.error = exc
 
@@ -215,6 +217,18 @@ class IngestStage:
                 "ingest", f"internal error: {exc!r}", None, "\n".join(message.lines).encode()
             )
 
+    def _flush_held(self, key: str, state: SourceState) -> None:
+        """A quiet source's held event (a trace, a line one may follow) joins its windows now."""
+        pipe = self.pipelines.get(key)
+        batch = pipe.flush_held(time.time()) if pipe is not None else None
+        if pipe is None or batch is None:
+            return
+        settings = self.settings
+        add_batch(state, batch, settings.window_seconds, settings.allowed_lateness_seconds)
+        state["activity"] = pipe.miner.activity()
+        pipe.keep_parsing(state)
+        self.lines_in += len(batch)
+
     async def close_idle(self) -> None:
         """Close every open window of sources that have gone quiet (the timer's job)."""
         idle_after = self.settings.window_idle_close_seconds
@@ -229,6 +243,7 @@ class IngestStage:
                 if not row:
                     continue
                 state = load_source_state(row)
+                self._flush_held(key, state)
                 if not state["windows"]:
                     continue
                 tenant, source = key.split("/", 1)

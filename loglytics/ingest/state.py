@@ -14,7 +14,7 @@ continues their windows as if it had written them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import NotRequired, TypedDict, cast
+from typing import Any, NotRequired, TypedDict, cast
 
 from loglytics.mining import PositionStats, RunningStats
 
@@ -80,6 +80,10 @@ class SourceState(TypedDict):
     activity: dict[str, list[float]]
     """Template id -> ``[count, last_seen, seq]`` (`TemplateMiner.activity`): the miner's
     recency, kept with the offsets it matches."""
+    parsing: NotRequired[dict[str, Any]]
+    """Format (``""``: detection) -> `EventParser.state()`: a header learned from the
+    source's first lines, an event held for its next message. Absent when there is
+    nothing detection would not find again (`SourcePipeline.parsing_state`)."""
 
 
 class LegacyTemplateAcc(TypedDict):

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
+from loglytics.parsing.learned import AUTO
 from loglytics.parsing.levels import normalise_level
 from loglytics.parsing.model import ParsedColumns, ParsedEvent, ParsedLine
 from loglytics.parsing.multiline import (
@@ -49,19 +50,29 @@ class EventParser:
         """An event is waiting for the source's next message."""
         return self._open is not None
 
+    @property
+    def stateful(self) -> bool:
+        """Its state holds what detection alone would not rebuild after a restart.
+
+        A learned header, an event held for the next message, or the knowledge
+        that this source writes multi-line events; a named layout is found
+        again on the first lines, so a parser with nothing else is not kept.
+        """
+        return self._open is not None or self._joins or self.parser.format == AUTO
+
     def parse(self, lines: Sequence[str], arrival: float) -> list[ParsedEvent]:
         """The events of one message's lines, in order (the last may wait: see :meth:`flush`)."""
         parser, joiner = self.parser, self.joiner
         parser.set_arrival(arrival)
         out = self._due(arrival)
         event = self._open
-        headered = parser.headered
+        if event is not None:
+            event.origin = -1  # it began in an earlier call
         stripped = [line.rstrip() for line in lines]
-        for line, parsed in zip(stripped, parser.parse_many(stripped), strict=True):
+        parsed_lines = parser.parse_many(stripped)
+        for index, (line, parsed) in enumerate(zip(stripped, parsed_lines, strict=True)):
             header = parsed.format != "raw"
-            if joiner.continues(
-                event, line, header=header, headered=headered, stamped=parser.stamped
-            ):
+            if joiner.continues(event, line, header=header):
                 assert event is not None
                 if joiner.fits(event, line):
                     joiner.add(event, line)
@@ -69,8 +80,7 @@ class EventParser:
             if event is not None:
                 out.append(self._close(event))
             mode, depth = joiner.start_mode(line)
-            event = OpenEvent([line], arrival, mode, depth, len(line), header, parsed)
-            headered = parser.headered
+            event = OpenEvent([line], arrival, mode, depth, len(line), header, parsed, index)
         self._open = None
         if event is not None:
             if event.waits(joins=self._joins):
@@ -91,7 +101,7 @@ class EventParser:
             return as_columns(self.parse(lines, arrival))
         self._open = None
         levels = columns.levels
-        if levels and levels[-1] in HOLD_LEVELS:
+        if self._joins and levels and levels[-1] in HOLD_LEVELS:
             last = lines[-1].rstrip()
             first = ParsedLine(
                 columns.timestamps.pop(),
@@ -125,7 +135,12 @@ class EventParser:
         self._joins = self._joins or len(lines) > 1
         if len(lines) == 1:
             return ParsedEvent(
-                first.timestamp, first.level, first.component, first.message, first.format
+                first.timestamp,
+                first.level,
+                first.component,
+                first.message,
+                first.format,
+                origin=event.origin,
             )
         cap = self.joiner.config.max_text
         if event.mode == "json":
@@ -140,6 +155,7 @@ class EventParser:
                     "json",
                     len(lines),
                     text,
+                    origin=event.origin,
                 )
         level, component, message = first.level, first.component, first.message
         rest = lines[1:]
@@ -150,7 +166,15 @@ class EventParser:
         identity = trace_identity(rest if event.header else lines)
         text = "\n".join([message, *rest])[:cap] if event.header else "\n".join(lines)[:cap]
         return ParsedEvent(
-            first.timestamp, level, component, message, first.format, len(lines), text, identity
+            first.timestamp,
+            level,
+            component,
+            message,
+            first.format,
+            len(lines),
+            text,
+            identity,
+            event.origin,
         )
 
     def state(self) -> dict[str, Any]:

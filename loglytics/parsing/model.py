@@ -61,6 +61,9 @@ class ParsedEvent:
     """The full text of a joined event, bounded (``None`` for a single line)."""
     identity: str | None = None
     """A trace's exception type and top frame (``"java.io.IOException at a.B.c"``)."""
+    origin: int = -1
+    """Index of its first line among the lines of the parse call that returned it
+    (``-1``: it began in an earlier call and was held)."""
 
     @property
     def mined_message(self) -> str:

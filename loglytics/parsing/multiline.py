@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -37,6 +37,8 @@ class JoinConfig:
     """Characters of an event's full text kept for exemplars."""
 
 
+# The first line of a pretty-printed object: `{` alone, or `{"key": ...` left open.
+_JSON_OPEN: Final = re.compile(r'\{\s*(?:$|"[^"\n]{0,256}"\s*:)')
 _GO_START: Final = re.compile(r"(?:panic: |fatal error: |SIGQUIT: |SIGABRT: )")
 _GOROUTINE: Final = re.compile(r"goroutine \d+ \[")
 _JAVA_START: Final = re.compile(r'Exception in thread "')
@@ -76,6 +78,8 @@ class OpenEvent:
     """Its first line had the source's header (a trace whose head was lost has not)."""
     first: ParsedLine | None = None
     """Its first line parsed (not stored: parsed again after a restore)."""
+    origin: int = -1
+    """Index of its first line in the current parse call (-1: an earlier call)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -101,15 +105,21 @@ class OpenEvent:
     def waits(self, *, joins: bool) -> bool:
         """Whether this event, last of a message, should wait for the source's next message.
 
-        A trace in progress waits, and so does a line a trace often follows
-        (WARN and above); in a source whose events have spanned lines before,
-        a header without a level waits too (Java util logging writes the
-        level on the record's second line).
+        A trace in progress waits. In a source whose events have spanned lines
+        before (``joins``), so does a line that opens a block (``{``, a panic),
+        a line a trace often follows (WARN and above), and a header without a
+        level (Java util logging writes the level on the record's second
+        line). A single line of a source that never wrote a multi-line event
+        never waits.
         """
-        level = self.first.level if self.first is not None else ""
-        if len(self.lines) > 1 or level in HOLD_LEVELS or self.mode:
+        if len(self.lines) > 1:
             return True
-        return joins and level == "UNKNOWN"
+        if not joins:
+            return False  # a single line of a source that never joined waits for nothing
+        if self.mode:
+            return True
+        level = self.first.level if self.first is not None else ""
+        return level in HOLD_LEVELS or (self.header and level == "UNKNOWN")
 
 
 def json_depth(line: str) -> int:
@@ -141,7 +151,7 @@ class Joiner:
 
     def start_mode(self, line: str) -> tuple[str, int]:
         """The block a starting line opens: (mode, JSON depth)."""
-        if line.startswith("{"):
+        if _JSON_OPEN.match(line):
             depth = json_depth(line)
             if depth > 0:
                 return "json", depth
@@ -151,42 +161,43 @@ class Joiner:
             return "java", 0
         if line.startswith(_PY_START):
             return "python", 0
+        if _JAVA_CONT.match(line.lstrip()):
+            return "java", 0  # a trace whose head went out before (bounds, a flush)
         return "", 0
 
-    def continues(
-        self,
-        event: OpenEvent | None,
-        line: str,
-        *,
-        header: bool,
-        headered: bool,
-        stamped: Callable[[str], bool] = lambda _: False,
-    ) -> bool:
+    def continues(self, event: OpenEvent | None, line: str, *, header: bool) -> bool:
         """True when ``line`` belongs to ``event``: see the module docstring for the rules.
 
-        ``stamped`` tells whether a line has a stamp in its head: in a source
-        whose lines carry a header, a line without the header continues the
-        event before it unless it has a stamp of its own (a header variant).
+        Only the continuations the rules name join: a line that is merely
+        unlike the source's header (a banner, a line of another layout)
+        stays an event of its own.
         """
         if event is None:
             return False
         if event.mode == "json" and event.depth > 0:
-            return True
+            # Inside a pretty-printed object: indented members, or its closing bracket.
+            return bool(line) and (line[0] in " \t}]")
         if header or _GO_START.match(line) or _JAVA_START.match(line):
             return False
+        mode = event.mode
         if _GOROUTINE.match(line):
-            return event.mode == "go"
-        if line.startswith(_PY_START):
-            return headered
-        if not line or line[0] in " \t" or _JAVA_CONT.match(line):
-            return True
-        if event.mode in ("python", "go") or _PY_CONT.match(line):
-            return True
-        if _EXCEPTION_LINE.match(line) and (event.header or event.mode):
-            return True
-        if line.startswith("{") and json_depth(line) > 0:
-            return False
-        return headered and not stamped(line)
+            return mode == "go"
+        if line.startswith(_PY_START):  # logger.exception(), or a chained exception
+            return event.header or mode == "python_end"
+        under = event.header or bool(mode)
+        if not line.strip():  # blank lines inside a Go dump or between chained exceptions
+            return mode in ("go", "python", "python_end")
+        if line[0] in " \t" or _JAVA_CONT.match(line) or _PY_CONT.match(line):
+            return under
+        if mode in ("python", "go"):
+            return True  # a traceback's exception line, a dump's function lines
+        if _EXCEPTION_LINE.match(line):
+            return under
+        first = event.first
+        jul = event.header and len(event.lines) == 1 and first is not None
+        return (
+            jul and first is not None and first.level == "UNKNOWN" and level_line(line) is not None
+        )
 
     def fits(self, event: OpenEvent, line: str) -> bool:
         """Whether one more line keeps the event within its bounds."""
@@ -197,12 +208,18 @@ class Joiner:
         """Append a continuation line, tracking the block it is in."""
         event.lines.append(line)
         event.size += len(line)
-        if event.mode == "json":
+        mode = event.mode
+        if mode == "json":
             event.depth += json_depth(line)
-        elif not event.mode:
-            mode, _ = self.start_mode(line.lstrip())
-            if mode in ("python", "go", "java"):
-                event.mode = mode
+        elif mode == "python":
+            if line and line[0] not in " \t" and not _PY_CONT.match(line):
+                event.mode = "python_end"  # the exception line closes the traceback
+        elif line.startswith(_PY_START):
+            event.mode = "python"
+        elif not mode:
+            started, _ = self.start_mode(line.lstrip())
+            if started in ("python", "go", "java"):
+                event.mode = started
             elif _JAVA_CONT.match(line.lstrip()) or _EXCEPTION_LINE.match(line):
                 event.mode = "java"
 

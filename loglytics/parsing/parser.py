@@ -112,17 +112,6 @@ class LineParser:
         layout = self._layout
         return isinstance(layout, LearnedLayout) and layout.dates_assumed
 
-    @property
-    def headered(self) -> bool:
-        """Lines of this source carry a header: a line without one continues the one before."""
-        return self._layout is not None
-
-    def stamped(self, line: str) -> bool:
-        """A stamp sits in the head of ``line`` (a header of another shape, not a continuation)."""
-        if self._scanner is None:
-            self._scanner = StampScanner()
-        return any(hit.rank[0] >= 0 for hit in self._scanner.scan(line))
-
     def parse_json(self, text: str) -> ParsedLine | None:
         """``text`` (a pretty-printed object joined back from its lines) as one JSON event."""
         return FORMATS["json"].parse(text, self._cache)
