@@ -30,6 +30,7 @@ from rich.table import Table
 
 from loglytics.commands.findings import SEVERITY_STYLE
 from loglytics.embedded import stack as embedded_stack
+from loglytics.embedded.gateway import GatewayProcess
 from loglytics.embedded.worker import WorkerProcess
 from loglytics.kafka_admin import consumer_lag, ensure_topics
 from loglytics.kafka_clients import KafkaConnection
@@ -222,11 +223,17 @@ async def _run_demo(opts: argparse.Namespace, console: Console) -> dict[str, Any
         allowed_lateness_seconds=0.5,
         window_idle_close_seconds=3,
     )
+    gateway = GatewayProcess(stack_state, workdir)
     try:
         # The demo's own embedded broker: plaintext on loopback.
         await ensure_topics(KafkaConnection(stack_state.kafka), settings.topic_partitions)
         worker.start(timeout=90)
+        gateway.start()
         if not opts.json:
+            console.print(
+                f"HTTP API (loglytics api): {gateway.base}, docs {gateway.base}/docs; "
+                f"try `loglytics check {gateway.base} --api-key <acme's key, printed below>`"
+            )
             console.print(
                 f"worker ready (app {worker.app_id}, web http://127.0.0.1:{worker.web_port}); "
                 f"tenants: acme (free), globex (pro); window {window:.0f}s"
@@ -234,6 +241,7 @@ async def _run_demo(opts: argparse.Namespace, console: Console) -> dict[str, Any
         partitions = settings.topic_partitions
         drained = await _stream(opts, console, stack_state, worker, scenario, state, partitions)
     finally:
+        gateway.stop()
         worker.stop()
         embedded_stack.down(settings)
     client = open_client(f"chdb://{workdir / 'clickhouse'}")
@@ -279,7 +287,9 @@ async def _stream(
     stop = asyncio.Event()
     consumer = asyncio.create_task(_consume(kafka, state, stop))
     try:
-        await _register_tenants(producer)
+        keys = await _register_tenants(producer)
+        if not opts.json:
+            console.print(f"acme's API key: {keys['acme']}")
         start_wall = time.time()
         state.started = start_wall
         traffic = asyncio.create_task(
