@@ -108,9 +108,11 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=0, le=65535)
-    # The HTTP API gateway (`loglytics api`), a process of its own.
+    # The HTTP API gateway (`loglytics api`), a process of its own; a call with no final
+    # reply within API_REPLY_TIMEOUT_SECONDS is answered 504.
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=0, le=65535)
+    api_reply_timeout_seconds: float = Field(180.0, gt=0)
     topic_partitions: int = Field(4, ge=1)
     broker_session_timeout: float = Field(10.0, gt=0)
     state_dir: Path = Path(".loglytics")

@@ -63,7 +63,7 @@ def api(stack: StackState, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     tenant = f"http-{uid()}"
     key = add_tenant(stack, tenant)
     worker = WorkerProcess(stack, tmp, **WORKER_ENV)
-    gateway = GatewayProcess(stack, tmp)
+    gateway = GatewayProcess(stack, tmp, api_reply_timeout_seconds=REPLY_TIMEOUT)
     worker.start()
     try:
         gateway.start()

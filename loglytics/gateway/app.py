@@ -54,8 +54,9 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
     return ApiError("internal", "internal error").response()
 
 
-def build_app(backend: Backend) -> FastAPI:
-    """The app over `backend`, which it starts and stops with itself."""
+def build_app(backend: Backend, *, reply_timeout: float = 180.0) -> FastAPI:
+    """The app over `backend`, which it starts and stops with itself; a call with no final
+    reply within `reply_timeout` seconds is answered 504."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -75,6 +76,7 @@ def build_app(backend: Backend) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.backend = backend
+    app.state.reply_timeout = reply_timeout
     app.include_router(router)
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

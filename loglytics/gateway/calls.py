@@ -25,7 +25,6 @@ from loglytics.gateway.mapping import chat_response, checked
 from loglytics.gateway.models import StreamChunk
 from loglytics.schemas import DecodeError, LLMRequest, LLMResponse
 
-REPLY_TIMEOUT = 180.0
 NDJSON = "application/x-ndjson"
 DENIED = "invalid API key"
 
@@ -45,6 +44,11 @@ class Caller:
 def backend_of(request: Request) -> Backend:
     backend: Backend = request.app.state.backend
     return backend
+
+
+def timeout_of(request: Request) -> float:
+    seconds: float = request.app.state.reply_timeout
+    return seconds
 
 
 def caller(
@@ -88,7 +92,7 @@ def build_request(
 
 async def call(request: Request, llm_request: LLMRequest) -> LLMResponse:
     """Send the request and wait for its final reply (chunks, if any, are dropped)."""
-    stream = backend_of(request).stream(llm_request, REPLY_TIMEOUT)
+    stream = backend_of(request).stream(llm_request, timeout_of(request))
     async with aclosing(stream) as replies:
         try:
             async for reply in replies:
@@ -101,7 +105,7 @@ async def call(request: Request, llm_request: LLMRequest) -> LLMResponse:
 
 async def open_stream(request: Request, llm_request: LLMRequest) -> AsyncIterator[bytes]:
     """NDJSON lines; the first reply is awaited here, so an early error is a plain error."""
-    replies = backend_of(request).stream(llm_request, REPLY_TIMEOUT)
+    replies = backend_of(request).stream(llm_request, timeout_of(request))
     try:
         first = await anext(replies)
     except ReplyTimeout as exc:

@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
         KafkaConnection.from_settings(settings), partitions=settings.topic_partitions
     )
     uvicorn.run(
-        build_app(backend),
+        build_app(backend, reply_timeout=settings.api_reply_timeout_seconds),
         host=host,
         port=port,
         log_level=settings.log_level.lower(),
