@@ -1,4 +1,5 @@
-"""/docs and /redoc rendered offline in Debian's headless chromium, every route listed.
+"""/docs and /redoc rendered offline in Debian's headless chromium, every route listed;
+`loglytics check` against the same in-process gateway.
 
 The gateway runs in this process on uvicorn over a stand-in backend (the
 pages need only the app's /openapi.json and its bundled assets). Chromium
@@ -9,6 +10,7 @@ screenshot of each page is kept under build/test-artifacts/api-docs/.
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import subprocess
 import threading
@@ -19,8 +21,9 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from test_gateway_units import StandIn
+from test_gateway_units import KEY, StandIn
 
+from loglytics.commands.check import run, run_checks, table
 from loglytics.embedded.ports import free_port
 from loglytics.gateway.app import build_app
 
@@ -72,3 +75,15 @@ def test_docs_render_offline_with_every_route(docs_base: str, page: str) -> None
     shot = ARTIFACTS / f"{page}.png"
     taken = chromium(f"--screenshot={shot}", f"{docs_base}/{page}")
     assert taken.returncode == 0 and shot.stat().st_size > 10_000, taken.stderr[-2000:]
+
+
+def test_check_command_passes_on_a_serving_api_and_fails_on_a_wrong_key(docs_base: str) -> None:
+    """`loglytics check` against the in-process gateway: every step passes with the key,
+    and with a wrong one every step fails and the exit status is 1."""
+    good = run_checks(docs_base, KEY, 30)
+    assert [o.name for o in good if not o.passed] == [], table(good)
+    assert len(good) == 12
+    bad = run_checks(docs_base, "llk_wrong", 30)
+    assert not any(o.passed for o in bad) and {o.status for o in bad} == {401}
+    args = argparse.Namespace(base_url=docs_base, api_key="llk_wrong", timeout=30.0)
+    assert run(args) == 1

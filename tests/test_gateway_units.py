@@ -83,10 +83,14 @@ class StandIn:
         }
         if self.error is not None:
             return LLMResponse(**base, ok=False, error=self.error)
+        data = None if request.task == "chat" else DATA.get(request.task, {"summary": "ok"})
+        if request.task == "usage":  # every request counts in the window, as on a worker
+            window = {**COUNTER, "used": len(self.sent), "limit": 100, "window_seconds": 60.0}
+            data = {**DATA["usage"], "rate_limit": window}
         return LLMResponse(
             **base,
             text="Hello there",
-            data=None if request.task == "chat" else DATA.get(request.task, {"summary": "ok"}),
+            data=data,
             model_used="tiny",
             provider="embedded",
             tokens_used=TokenUsage(prompt_tokens=7, completion_tokens=5),
