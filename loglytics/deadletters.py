@@ -8,6 +8,7 @@ from typing import Any, Protocol
 import faust
 from faust.types import EventT
 
+from loglytics.pipeline_metrics import PipelineMetrics
 from loglytics.schemas import DeadLetter
 
 log = logging.getLogger(__name__)
@@ -24,8 +25,9 @@ class DeadLetterFn(Protocol):
 class DeadLetters:
     """Sends the original bytes with the stage and reason to the `deadletter` topic."""
 
-    def __init__(self, topic: faust.TopicT) -> None:
+    def __init__(self, topic: faust.TopicT, metrics: PipelineMetrics) -> None:
         self.topic = topic
+        self.metrics = metrics
 
     async def __call__(
         self, stage: str, reason: str, event: EventT[Any] | None, original: bytes | None = None
@@ -46,4 +48,5 @@ class DeadLetters:
         else:
             letter = DeadLetter.of(stage, reason, original)
         log.warning("dead letter from %s: %s", stage, reason)
+        self.metrics.dead_letters.labels(stage=stage).inc()
         await self.topic.send(key=stage.encode(), value=letter.to_bytes())

@@ -19,6 +19,7 @@ from faust.types.tables import GlobalTableT
 from mode import Service
 from prometheus_client import CollectorRegistry
 
+from loglytics.pipeline_metrics import PipelineMetrics
 from loglytics.prompts.grounding import GroundingMetrics
 from loglytics.providers import LLMPool, QuotaLedger
 from loglytics.providers.quota import RateWindow
@@ -90,6 +91,8 @@ class Runtime(Service):
         self.client: Any = None
         self.pool: LLMPool | None = None
         self.registry = CollectorRegistry()
+        # The pipeline's metrics on the same registry; worker.py hands them to the stages.
+        self.metrics = PipelineMetrics(self.registry)
         self.grounding = GroundingMetrics(self.registry)
         self._ready = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -108,7 +111,7 @@ class Runtime(Service):
         await asyncio.to_thread(migrate, self.client)
         policy = RetentionPolicy.from_settings(self.settings)
         await asyncio.to_thread(apply_retention, self.client, policy)
-        self.sink = ClickHouseSink(self.client)
+        self.sink = ClickHouseSink(self.client, on_insert=self.metrics.inserted)
         await self.sink.start()
         self.pool = LLMPool.from_settings(
             self.settings,

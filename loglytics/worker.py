@@ -22,6 +22,7 @@ from loglytics.app import create_app
 from loglytics.deadletters import DeadLetters
 from loglytics.detection.stage import DetectionStage
 from loglytics.ingest.stage import IngestStage
+from loglytics.pipeline_metrics import watch_lag
 from loglytics.runtime import Runtime, declare_tables
 from loglytics.serving.service import RequestService
 from loglytics.settings import Settings
@@ -44,15 +45,27 @@ def build_worker(settings: Settings) -> Worker:
     """The app with every stage registered on it."""
     app = create_app(settings)
     topics = declare(app)
-    dead_letter = DeadLetters(topics.deadletter)
     tenant_table, quota_table = declare_tables(app)
     runtime = Runtime(settings, tenants=tenant_table, quotas=quota_table, usage_topic=topics.usage)
     app.service(runtime)  # type: ignore[arg-type]
+    metrics = runtime.metrics  # on the registry /metrics serves
+    dead_letter = DeadLetters(topics.deadletter, metrics)
+    watch_lag(app, metrics)
     ingest_stage = ingest.register(
-        app, settings, raw_logs=topics.raw_logs, windows=topics.windows, dead_letter=dead_letter
+        app,
+        settings,
+        raw_logs=topics.raw_logs,
+        windows=topics.windows,
+        dead_letter=dead_letter,
+        metrics=metrics,
     )
     detection_stage = detection.register(
-        app, runtime, windows=topics.windows, findings=topics.findings, dead_letter=dead_letter
+        app,
+        runtime,
+        windows=topics.windows,
+        findings=topics.findings,
+        dead_letter=dead_letter,
+        metrics=metrics,
     )
     incidents.register(
         app, runtime, findings=topics.findings, incidents=topics.incidents, dead_letter=dead_letter

@@ -97,6 +97,19 @@ def load_dashboards() -> dict[str, dict[str, Any]]:
     return {doc["uid"]: doc for doc in docs}
 
 
+def clickhouse_dashboards() -> dict[str, dict[str, Any]]:
+    """The dashboards on the ClickHouse datasource (the worker's reads Prometheus)."""
+    return {
+        uid: doc
+        for uid, doc in load_dashboards().items()
+        if any(
+            (t.get("datasource") or p.get("datasource") or {}).get("type") == CLICKHOUSE
+            for p in doc["panels"]
+            for t in p.get("targets", [])
+        )
+    }
+
+
 def variable(doc: dict[str, Any], name: str) -> dict[str, Any]:
     found: list[dict[str, Any]] = [v for v in doc["templating"]["list"] if v["name"] == name]
     assert found, f"{doc['uid']} has no variable {name}"

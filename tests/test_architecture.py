@@ -35,6 +35,7 @@ LOWER = {
     "clients",
     "kafka_admin",
     "kafka_clients",
+    "pipeline_metrics",
     "speedups",
     "_speedups",
     "synthetic",

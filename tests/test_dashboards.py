@@ -34,6 +34,7 @@ from dashboard_panels import (
     Panel,
     by_tenant,
     check_shape,
+    clickhouse_dashboards,
     clickhouse_panels,
     constants,
     context,
@@ -79,13 +80,13 @@ def test_provider_loads_the_dashboards_from_the_mounted_folder() -> None:
     providers = yaml.safe_load((DASHBOARDS / "dashboards.yml").read_text())["providers"]
     paths = {p["options"]["path"] for p in providers if p["type"] == "file"}
     assert paths == {f"{container_root}/dashboards"}
-    assert set(load_dashboards()) == set(PANEL_COLUMNS)
+    assert set(clickhouse_dashboards()) == set(PANEL_COLUMNS)
 
 
 def test_panels_use_the_provisioned_datasource_and_the_tenant_variable() -> None:
     sources = yaml.safe_load((PROVISIONING / "datasources" / "datasources.yml").read_text())
     uids = {ds["uid"] for ds in sources["datasources"] if ds["type"] == CLICKHOUSE}
-    for uid, doc in load_dashboards().items():
+    for uid, doc in clickhouse_dashboards().items():
         tenant = variable(doc, "tenant")
         assert tenant["multi"] and tenant["includeAll"], uid
         assert tenant["datasource"]["uid"] in uids

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from typing import cast
 
 import faust
 from faust.types import StreamT
@@ -17,6 +18,7 @@ from faust.types import StreamT
 from loglytics.deadletters import DeadLetterFn
 from loglytics.detection.stage import DetectionStage
 from loglytics.partitioning import source_key
+from loglytics.pipeline_metrics import CountedFindings, PipelineMetrics
 from loglytics.runtime import Runtime
 from loglytics.schemas import DecodeError, WindowDigest
 
@@ -34,6 +36,7 @@ def register(
     windows: faust.TopicT,
     findings: faust.TopicT,
     dead_letter: DeadLetterFn,
+    metrics: PipelineMetrics,
 ) -> DetectionStage:
     """Declare the detection tables and agent on the app."""
     stage = DetectionStage(
@@ -44,7 +47,8 @@ def register(
         # global: a pattern judged for one source (or an earlier replay) is not judged
         # again. Bounded by the tenant's templates times signal kinds.
         verdicts=app.GlobalTable("verdicts", default=None, key_type=bytes),
-        findings_out=findings,
+        # The topic, with each finding counted (a TopicT in all the stage uses: `send`).
+        findings_out=cast(faust.TopicT, CountedFindings(findings, metrics)),
     )
 
     @app.agent(windows, name="loglytics.detection")

@@ -20,6 +20,7 @@ from loglytics.ingest.pipeline import Rejected, decode_message
 from loglytics.ingest.stage import BATCH_EVENTS, BATCH_WITHIN, IngestStage, Message
 from loglytics.ingest.tables import declare_tables
 from loglytics.partitioning import source_key
+from loglytics.pipeline_metrics import CountedWindows, PipelineMetrics
 from loglytics.settings import Settings
 
 
@@ -30,6 +31,7 @@ def register(
     raw_logs: faust.TopicT,
     windows: faust.TopicT,
     dead_letter: DeadLetterFn,
+    metrics: PipelineMetrics,
 ) -> IngestStage:
     """Declare the ingest tables, agent, idle-close timer and rebalance hook on the app."""
     tables = declare_tables(app)
@@ -37,8 +39,9 @@ def register(
         settings,
         state_table=tables.state,
         template_table=tables.templates,
-        windows_out=windows,
+        windows_out=CountedWindows(windows, metrics),
         dead_letter=dead_letter,
+        metrics=metrics,
     )
 
     @app.agent(raw_logs, name="loglytics.ingest")
@@ -49,7 +52,7 @@ def register(
         async for events in batches:
             groups: dict[str, list[Message]] = defaultdict(list)
             for event in events:
-                await _decode_into(event, groups, dead_letter)
+                await _decode_into(event, groups, dead_letter, metrics)
             if groups:
                 await stage.absorb(groups)
 
@@ -71,7 +74,10 @@ def register(
 
 
 async def _decode_into(
-    event: EventT[Any], groups: dict[str, list[Message]], dead_letter: DeadLetterFn
+    event: EventT[Any],
+    groups: dict[str, list[Message]],
+    dead_letter: DeadLetterFn,
+    metrics: PipelineMetrics,
 ) -> None:
     msg = event.message
     value = msg.value if isinstance(msg.value, bytes) else None
@@ -80,4 +86,5 @@ async def _decode_into(
     if isinstance(result, Rejected):
         await dead_letter("ingest", result.reason, event)
         return
+    metrics.ingested(result.format, len(result.lines) + len(result.events))
     groups[source_key(result.tenant, result.source)].append((result, msg.partition, msg.offset))

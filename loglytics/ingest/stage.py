@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
+from prometheus_client import CollectorRegistry
 
 from loglytics.deadletters import DeadLetterFn
 from loglytics.ingest.pipeline import Decoded, SourcePipeline
@@ -25,6 +26,7 @@ from loglytics.ingest.state import SourceState, StoredSourceState, WindowAcc, lo
 from loglytics.ingest.windows import add_batch, closable, to_digest
 from loglytics.mining import TemplateRecord, TemplateState
 from loglytics.partitioning import source_key, state_key
+from loglytics.pipeline_metrics import PipelineMetrics
 from loglytics.schemas import WindowDigest
 from loglytics.settings import Settings
 
@@ -72,7 +74,9 @@ class IngestStage:
         template_table: MutableMapping[bytes, TemplateRecord],
         windows_out: DigestOut,
         dead_letter: DeadLetterFn,
+        metrics: PipelineMetrics | None = None,
     ) -> None:
+        self.metrics = metrics or PipelineMetrics(CollectorRegistry())  # tests: their own
         self.settings = settings
         self.state_table = state_table
         self.template_table = template_table
@@ -153,6 +157,7 @@ class IngestStage:
                     )
                     offsets[str(partition)] = offset
                     item.lines += len(batch)
+                    self.metrics.parsed(message.format, len(message.lines), len(batch))
                     item.absorbed = True
                 if item.absorbed:
                     state["last_arrival"] = arrival

@@ -32,7 +32,7 @@ import random
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -116,10 +116,12 @@ class ClickHouseSink:
         max_pending_rows: int = 500_000,
         retry_base_s: float = 0.2,
         retry_max_s: float = 30.0,
+        on_insert: Callable[[str, int, float], None] | None = None,
     ) -> None:
         if flush_interval_ms <= 0 or max_batch_rows <= 0 or max_pending_rows <= 0:
             raise ValueError("flush_interval_ms, max_batch_rows and max_pending_rows must be > 0")
         self._client = client
+        self._on_insert = on_insert  # (table, rows, seconds) of each batch written
         self._interval = flush_interval_ms / 1000
         self._max_batch = max_batch_rows
         self._cap = max_pending_rows
@@ -330,9 +332,12 @@ class ClickHouseSink:
             raise
 
     def _insert(self, batch: _Batch) -> None:
+        started = time.perf_counter()
         self._client.insert(
             batch.table,
             batch.rows,
             column_names=list(table_spec(batch.table).insert_columns),
             settings={"insert_deduplication_token": batch.token, "async_insert": 0},
         )
+        if self._on_insert is not None:
+            self._on_insert(batch.table, len(batch.rows), time.perf_counter() - started)
