@@ -4,7 +4,9 @@ Several services in several formats (log4j/Java, Python logging, Apache
 error log, syslog, JSON lines), deterministic given a seed, with incidents
 that can be switched on for a time range: a database outage (a burst of
 connection errors), a latency spike, a new exception after a deploy, and a
-slow memory leak in a numeric field.
+slow memory leak in a numeric field. A cause that stops leaves the service
+healthy again (the leaking service is restarted: its heap is back where it
+started), so that what it caused can end.
 """
 
 from __future__ import annotations
@@ -48,12 +50,19 @@ class ServiceModel:
     fmt: str
     rng: random.Random
     heap_mb: float = 512.0
+    healthy_heap_mb: float = 512.0
     # Fast enough that a window holding the last six seconds of the leak already shows it
     # (its mean heap 5% above the reference), so "found within two windows" holds wherever
     # the leak starts within a window: at 2 MB it took eight seconds, and a leak starting
     # two seconds into a window was seen only when the next window closed, after 20 s.
     leak_mb_per_line: float = 4.0
     active: set[str] = field(default_factory=set)
+
+    def set_active(self, incidents: set[str]) -> None:
+        """Switch incidents on and off; a leak that stops is a restart (heap back to healthy)."""
+        if "memory_leak" in self.active and "memory_leak" not in incidents:
+            self.heap_mb = self.healthy_heap_mb
+        self.active = incidents
 
     def line(self, ts: float) -> str:
         r = self.rng
@@ -205,18 +214,25 @@ class Scenario:
         out: dict[tuple[str, str], list[str]] = {}
         count = max(1, round(self.lines_per_second * dt))
         for key, model in self.models.items():
-            model.active = {
-                i.name
-                for i in self.incidents
-                if (i.tenant, i.source) == key and i.start <= elapsed < i.end
-            }
+            model.set_active(
+                {
+                    i.name
+                    for i in self.incidents
+                    if (i.tenant, i.source) == key and i.start <= elapsed < i.end
+                }
+            )
             step = dt / count
             out[key] = [model.line(now - dt + (j + 1) * step) for j in range(count)]
         return out
 
 
-def demo_scenario(duration: float, window: float) -> Scenario:
-    """Two tenants (free and pro), five services, four incidents after the baselines settle."""
+def demo_scenario(duration: float, window: float, quiet_windows: int = 3) -> Scenario:
+    """Two tenants (free and pro), five services, four incidents after the baselines settle.
+
+    Every cause stops `quiet_windows` + 1 windows before the traffic does, so an
+    incident resolving after that many quiet windows (INCIDENT_RESOLVE_WINDOWS)
+    resolves about when the traffic ends, while healthy traffic still flows.
+    """
     services = [
         Service("acme", "web", "python"),
         Service("acme", "jobs", "json"),
@@ -225,11 +241,12 @@ def demo_scenario(duration: float, window: float) -> Scenario:
         Service("globex", "checkout", "syslog"),
     ]
     warm = max(8 * window, 0.25 * duration)  # baselines of numeric variables need 8 windows
-    span = max(duration - warm - 2 * window, 4 * window)
+    stop = duration - (quiet_windows + 1) * window
+    span = max(stop - warm, 4 * window)
     incidents = [
         Incident("db_outage", "globex", "orders-api", warm, warm + 2 * window),
         Incident("latency_spike", "acme", "web", warm + 0.3 * span, warm + 0.3 * span + 2 * window),
-        Incident("new_exception", "globex", "checkout", warm + 0.5 * span, duration),
-        Incident("memory_leak", "acme", "jobs", warm + 0.65 * span, duration),
+        Incident("new_exception", "globex", "checkout", warm + 0.4 * span, warm + span),
+        Incident("memory_leak", "acme", "jobs", warm + 0.5 * span, warm + span),
     ]
     return Scenario(services, incidents)

@@ -101,6 +101,23 @@ def test_five_endpoints_latency_outliers_in_one_window_are_one_incident() -> Non
     assert inc.incident.sources == ["web"]
 
 
+def test_a_value_far_out_and_a_value_rising_on_one_source_and_window_are_one_incident() -> None:
+    """The demo's latency spike: five endpoints far outside their range, a sixth "rising"."""
+    state = TenantIncidents()
+    path = "GET /api/{} status=<*> latency_ms=<*> user=<*>"
+    spike = [
+        finding(3, "lat0", path.format("orders"), ("numeric_outlier",), source="web"),
+        finding(3, "lat1", path.format("cart"), ("numeric_trend",), source="web"),
+        finding(4, "lat2", path.format("users"), ("numeric_outlier",), source="web"),
+    ]
+    elsewhere = finding(
+        3, "gc", "GC pause <*> ms heap_used_mb=<*>", ("numeric_trend",), source="jobs"
+    )
+    events = run(Lifecycle(), state, [*spike, elsewhere])
+    assert [e.event for e in events] == ["opened", "updated", "updated", "opened"]
+    assert [i.incident.sources for i in state.open.values()] == [["web"], ["jobs"]]
+
+
 def test_a_database_outage_seen_by_two_sources_is_one_incident() -> None:
     state = TenantIncidents()
     orders = finding(

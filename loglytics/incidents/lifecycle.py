@@ -35,6 +35,7 @@ from loglytics.incidents.rules import (
     dependency_names,
     families,
     fired_key,
+    joinable_families,
     same_or_next_window,
     signal_kinds,
     windows_overlap,
@@ -125,8 +126,9 @@ def _match(state: TenantIncidents, finding: Finding) -> OpenIncident | None:
     for inc in incidents:
         if templates & set(inc.incident.template_ids):
             return inc
+    joinable = set().union(*(joinable_families(f) for f in families(finding)))
     for inc in incidents:
-        for family in families(finding):
+        for family in sorted(joinable):
             fired = inc.fired.get(fired_key(finding.source, family))
             if fired is not None and same_or_next_window(
                 finding.window_start, fired, inc.window_seconds

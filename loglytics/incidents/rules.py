@@ -13,6 +13,10 @@ rule is; the first incident that matches takes the finding):
    errors (`error`, `error_burst`, `http_5xx`), latency (`numeric_outlier`),
    resources (`numeric_trend`), volume (`spike`, `drop`); `new_template` only
    qualifies a pattern, so a finding with nothing else is of the `change` family.
+   For joining, the two value checks are one family (`JOINED_FAMILIES`): a
+   value far outside its range and a value steadily rising on the same source
+   in the same or next window are one deviation seen by two checks (in the
+   demo's latency spike five endpoints were outliers and a sixth "rising").
 3. **Shared dependency, overlapping windows.** It comes from another source of
    the tenant, its window overlaps the incident's span (first window start to
    last window end), and its templates (or, where a template masked the
@@ -49,6 +53,8 @@ SIGNAL_FAMILIES: dict[SignalKind, Family] = {
 # Kinds that qualify a pattern without saying what kind of problem it is.
 QUALIFIERS: frozenset[SignalKind] = frozenset({"new_template"})
 NAMING_FAMILY: Family = "errors"
+# Families that join each other under rule 2 (each family joins itself).
+JOINED_FAMILIES: tuple[frozenset[Family], ...] = (frozenset({"latency", "resources"}),)
 
 # A name-like token: words joined by - _ . (orders-db, db.pool, CheckoutController.apply),
 # optionally with a :port. Paths (with /) and masked variables (<*>) are not names.
@@ -71,6 +77,11 @@ def families(finding: Finding) -> set[Family]:
     kinds = signal_kinds(finding)
     named = {SIGNAL_FAMILIES[k] for k in kinds if k not in QUALIFIERS}
     return named or {"change"}
+
+
+def joinable_families(family: Family) -> set[Family]:
+    """The families a firing of `family` joins under rule 2: itself and its group's."""
+    return {family}.union(*(group for group in JOINED_FAMILIES if family in group))
 
 
 def fired_key(source: str, family: Family) -> str:
