@@ -2,7 +2,8 @@
 
 `worker` (and any other Faust command) goes to Faust after the embedded stack
 is brought up when no service is configured; the product's own commands
-(`stack`, `send`, `mine`, `findings`, `demo`, `ask`, `tenants`, `bench`) are
+(`stack`, `send`, `mine`, `findings`, `demo`, `ask`, `tenants`, `incidents`,
+`bench`) are
 plain subcommands that talk to Kafka as any client would, so they work while
 a worker runs in another shell.
 """
@@ -16,7 +17,18 @@ from collections.abc import Callable, Sequence
 
 from loglytics.settings import SettingsError, get_settings, load_settings
 
-OWN_COMMANDS = ("stack", "send", "mine", "parse", "findings", "demo", "ask", "tenants", "bench")
+OWN_COMMANDS = (
+    "stack",
+    "send",
+    "mine",
+    "parse",
+    "findings",
+    "demo",
+    "ask",
+    "tenants",
+    "incidents",
+    "bench",
+)
 
 
 def _stack(args: argparse.Namespace) -> int:
@@ -90,13 +102,29 @@ class _IntermixedParser(argparse.ArgumentParser):
             self._inner = False
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="loglytics",
-        description="Streaming log analysis. Faust commands (worker, ...) pass through to Faust.",
+def _add_incidents_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`incidents list|show|ack|resolve|mute|unmute` (loglytics.commands.incidents)."""
+    p = sub.add_parser("incidents", help="incidents: list, show, ack, resolve, mute, unmute")
+    p.add_argument("action", choices=("list", "show", "ack", "resolve", "mute", "unmute"))
+    p.add_argument("id", nargs="?", help="an incident id (show, ack, resolve) or a mute id")
+    p.add_argument("--tenant", default=None, help="required for ack, resolve, mute, unmute")
+    p.add_argument("--all", action="store_true", help="list: resolved incidents too")
+    p.add_argument("--template", action="append", default=[], help="mute: a template id")
+    p.add_argument("--incident", default=None, help="mute: that incident's signature")
+    p.add_argument("--source", action="append", default=[], help="mute: only on this source")
+    p.add_argument(
+        "--reason", choices=("false_positive", "expected", "maintenance"), help="mute: why"
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    p.add_argument(
+        "--for", dest="duration", default=None, help="mute: e.g. 2h (else until unmuted)"
+    )
+    p.add_argument("--by", default="", help="who gives the feedback")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_lazy("loglytics.commands.incidents", "run"))
 
+
+def _add_log_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The commands on logs and findings: `stack`, `send`, `mine`, `parse`, `findings`."""
     p = sub.add_parser("stack", help="the embedded stack: up, down, status")
     p.add_argument("action", choices=("up", "down", "status"))
     p.set_defaults(func=_stack)
@@ -127,6 +155,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_lazy("loglytics.commands.findings", "run"))
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="loglytics",
+        description="Streaming log analysis. Faust commands (worker, ...) pass through to Faust.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    _add_log_commands(sub)
+
     p = sub.add_parser("demo", help="the live demo on the embedded stack")
     p.add_argument("--duration", type=float, default=180.0, help="seconds of generated traffic")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON line")
@@ -155,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("tier", nargs="?", choices=("free", "pro"))
     p.add_argument("--tier", dest="tier_opt", choices=("free", "pro"), default=None)
     p.set_defaults(func=_lazy("loglytics.commands.tenants", "run"))
+
+    _add_incidents_command(sub)
 
     p = sub.add_parser("bench", help="benchmarks: mining, ingest, providers, detection")
     p.add_argument("name")

@@ -34,6 +34,13 @@ RAW_LOGS = TopicSpec(
 WINDOWS = TopicSpec("logs.windows", "tenant/source", "WindowDigest", timedelta(days=7))
 FINDINGS = TopicSpec("findings", "tenant", "Finding", timedelta(days=30))
 INCIDENTS = TopicSpec("incidents", "tenant", "Incident", timedelta(days=30))
+# People's feedback on incidents (ack, resolve, mute, unmute): the latest per key, for ever.
+FEEDBACK = TopicSpec(
+    "incident-feedback",
+    "tenant#incident#id#action | tenant#mute#id",
+    "IncidentFeedback",
+    compacted=True,
+)
 REQUESTS = TopicSpec("llm.requests", "tenant", "LLMRequest", timedelta(days=1))
 RESPONSES = TopicSpec(
     "llm.responses", "request_id", "LLMResponse | LLMStreamChunk", timedelta(days=1)
@@ -51,6 +58,7 @@ class Topics:
     windows: faust.TopicT
     findings: faust.TopicT
     incidents: faust.TopicT
+    feedback: faust.TopicT
     requests: faust.TopicT
     responses: faust.TopicT
     usage: faust.TopicT
@@ -63,6 +71,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     WINDOWS,
     FINDINGS,
     INCIDENTS,
+    FEEDBACK,
     REQUESTS,
     RESPONSES,
     USAGE,

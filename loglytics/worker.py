@@ -68,7 +68,12 @@ def build_worker(settings: Settings) -> Worker:
         metrics=metrics,
     )
     incidents.register(
-        app, runtime, findings=topics.findings, incidents=topics.incidents, dead_letter=dead_letter
+        app,
+        runtime,
+        findings=topics.findings,
+        incidents=topics.incidents,
+        dead_letter=dead_letter,
+        feedback=topics.feedback,
     )
     sinks.register(
         app,
@@ -77,6 +82,7 @@ def build_worker(settings: Settings) -> Worker:
         usage=topics.usage,
         dead_letter=dead_letter,
         incidents=topics.incidents,
+        feedback=topics.feedback,
     )
     request_service = serving.register(
         app,

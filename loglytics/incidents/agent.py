@@ -7,6 +7,8 @@ quiet and keeps open ones alive in Alertmanager. `loglytics.incidents.deliver`
 reads the events back and delivers them (Alertmanager, webhook): a separate
 agent, so neither detection nor the lifecycle ever waits on a receiver, and an
 event's offset is committed only once it was delivered or dead-lettered.
+`loglytics.incidents.feedback` applies people's feedback (the compacted
+`incident-feedback` topic, co-partitioned by tenant) to the same state.
 """
 
 from __future__ import annotations
@@ -25,14 +27,14 @@ from loglytics.incidents.lifecycle import Lifecycle
 from loglytics.incidents.stage import IncidentStage
 from loglytics.partitioning import partition_for
 from loglytics.runtime import Runtime
-from loglytics.schemas import DecodeError, Finding, Incident
+from loglytics.schemas import DecodeError, Finding, Incident, IncidentFeedback
 
 STAGE = "incidents"
 DELIVERY_STAGE = "incidents.delivery"
 BATCH_FINDINGS = 500
 BATCH_WITHIN = 0.25
 HTTP_TIMEOUT_S = 10.0
-M = TypeVar("M", Finding, Incident)
+M = TypeVar("M", Finding, Incident, IncidentFeedback)
 
 
 def register(
@@ -42,6 +44,7 @@ def register(
     findings: faust.TopicT,
     incidents: faust.TopicT,
     dead_letter: DeadLetterFn,
+    feedback: faust.TopicT | None = None,
 ) -> IncidentStage:
     """Declare the incidents table, agents and timers on the app."""
     settings = runtime.settings
@@ -67,6 +70,7 @@ def register(
         incidents_out=incidents,
         owns=_owner(app, findings),
         alertmanager=alertmanager,
+        findings_out=findings,
     )
 
     @app.agent(findings, name="loglytics.incidents")
@@ -77,6 +81,9 @@ def register(
             decoded = [f for e in events if (f := await _decode(e, Finding, STAGE, dead_letter))]
             if decoded:
                 await stage.absorb(decoded)
+
+    if feedback is not None:
+        _feedback_agent(app, feedback, stage, dead_letter)
 
     tick_every = max(0.5, min(5.0, settings.window_seconds / 4))
 
@@ -104,6 +111,21 @@ def register(
                     await dead_letter(DELIVERY_STAGE, "webhook retries spent", event)
 
     return stage
+
+
+def _feedback_agent(
+    app: faust.App, feedback: faust.TopicT, stage: IncidentStage, dead_letter: DeadLetterFn
+) -> None:
+    """People's feedback (the compacted `incident-feedback` topic) applied to the state."""
+
+    @app.agent(feedback, name="loglytics.incidents.feedback")
+    async def take_feedback(stream: StreamT[bytes]) -> None:
+        async for event in stream.events():
+            if not event.message.value:
+                continue  # a tombstone: nothing to apply
+            record = await _decode(event, IncidentFeedback, STAGE, dead_letter)
+            if record is not None:
+                await stage.apply_feedback([record])
 
 
 async def _decode(

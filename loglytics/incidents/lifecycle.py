@@ -21,6 +21,15 @@ patterns firing, by either clock, whichever sees it first:
   incident whose latest finding was detected (K + 1/2) windows ago (the half
   window leaves the last of the K windows time to be detected).
 
+Feedback (`apply_feedback`): an acknowledgement is an `updated` event with
+`acknowledged` set; a resolution by hand is a `resolved` event with
+`resolved_by` "user"; a mute is kept in the tenant's state and holds back
+every later finding on its templates (and sources): such a finding opens and
+joins nothing, so no event and no delivery, and the stage stores it flagged
+`muted`. An unmute removes the mute; findings after it open incidents again.
+Each is idempotent: a replayed ack of an acknowledged incident, a resolve of
+a resolved one or a mute already held change nothing.
+
 Idempotence: ids derive from the opening finding and versions count events,
 so a replay of the same findings re-derives the same `(incident_id, version)`;
 a finding already absorbed (`TenantIncidents.seen`) changes nothing unless it
@@ -40,12 +49,18 @@ from loglytics.incidents.rules import (
     signal_kinds,
     windows_overlap,
 )
-from loglytics.incidents.state import MAX_LISTED_FINDINGS, OpenIncident, TenantIncidents
+from loglytics.incidents.state import (
+    MAX_LISTED_FINDINGS,
+    MUTED_PREFIX,
+    OpenIncident,
+    TenantIncidents,
+)
 from loglytics.schemas import (
     SEVERITIES,
     Finding,
     Incident,
     IncidentEvent,
+    IncidentFeedback,
     ResolvedBy,
     Severity,
     incident_id,
@@ -65,6 +80,11 @@ class Lifecycle:
         """The events one finding causes (possibly none), applied to the tenant's state."""
         state.clock = max(state.clock, finding.window_end)
         events = self._resolve_by_clock(state, at=finding.created_at)
+        if finding.muted:
+            return events  # the stage's own copy of a muted finding, flagged for storage
+        if (mute := state.mute_for(finding)) is not None:
+            state.remember(finding.finding_id, MUTED_PREFIX + mute)
+            return events
         known = state.seen.get(finding.finding_id)
         if known is not None:
             current = state.open.get(known)
@@ -84,6 +104,7 @@ class Lifecycle:
 
     def tick(self, state: TenantIncidents, now: float) -> list[Incident]:
         """Resolve the incidents whose patterns have been quiet K windows by detection time."""
+        state.drop_expired_mutes(now)
         quiet = self.resolve_windows + TICK_MARGIN_WINDOWS
         stale = [
             iid
@@ -91,6 +112,27 @@ class Lifecycle:
             if now - inc.last_fired_at >= quiet * inc.window_seconds
         ]
         return [resolve(state, iid, at=now, by="quiet") for iid in stale]
+
+    def apply_feedback(self, state: TenantIncidents, feedback: IncidentFeedback) -> list[Incident]:
+        """A person's word on the tenant's incidents; the events it causes (maybe none)."""
+        iid = feedback.incident_id
+        current = state.open.get(iid)
+        if feedback.action == "ack" and current is not None and not current.incident.acknowledged:
+            snap = current.incident
+            current.incident = snap.model_copy(
+                update={
+                    "acknowledged": True,
+                    "updated_at": max(snap.updated_at, feedback.created_at),
+                }
+            )
+            return [_emit(current, "updated")]
+        if feedback.action == "resolve" and current is not None:
+            return [resolve(state, iid, at=feedback.created_at, by="user")]
+        if feedback.mute is not None and feedback.action == "mute" and feedback.mute.active:
+            state.add_mute(feedback.mute)
+        elif feedback.mute is not None and feedback.action in ("mute", "unmute"):
+            state.mutes.pop(feedback.mute.mute_id, None)
+        return []
 
     def _resolve_by_clock(self, state: TenantIncidents, at: float) -> list[Incident]:
         stale = [

@@ -4,6 +4,11 @@ Order of effects per tenant: events are sent before the state row is
 written. A crash between the two re-delivers the findings, and the lifecycle
 re-derives the very same events (same ids and versions) for consumers to
 dedupe; the other order could lose events.
+
+Muted findings: a finding a mute holds back is sent once more to `findings`,
+flagged `muted` (same `finding_id`, so the store's latest row is the flagged
+one; a model's later verdict on it is flagged again). The stage ignores its
+own flagged copies. Detection never learns of mutes, so baselines keep learning.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import faust
 from loglytics.incidents.delivery import AlertmanagerSink
 from loglytics.incidents.lifecycle import Lifecycle
 from loglytics.incidents.state import TenantIncidents, dump_state, load_state
-from loglytics.schemas import Finding, Incident
+from loglytics.schemas import Finding, Incident, IncidentFeedback
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +46,14 @@ class IncidentStage:
         incidents_out: faust.TopicT,
         owns: Callable[[bytes], bool],
         alertmanager: AlertmanagerSink | None = None,
+        findings_out: faust.TopicT | None = None,
     ) -> None:
         self.lifecycle = lifecycle
         self.table = table
         self.incidents_out = incidents_out
         self.owns = owns
         self.alertmanager = alertmanager
+        self.findings_out = findings_out
         self.lock = asyncio.Lock()
 
     async def send(self, incident: Incident) -> None:
@@ -62,10 +69,31 @@ class IncidentStage:
             for tenant, batch in by_tenant.items():
                 key = state_key(tenant)
                 state = load_state(self.table.get(key))
+                muted = [f for f in batch if not f.muted and state.mute_for(f) is not None]
                 events = [e for f in batch for e in self.lifecycle.absorb(state, f)]
+                await self._flag_muted(muted)
                 await self._commit(key, state, events)
                 sent.extend(events)
         return sent
+
+    async def apply_feedback(self, records: list[IncidentFeedback]) -> list[Incident]:
+        """Apply people's feedback to their tenants' incidents; return the events sent."""
+        sent: list[Incident] = []
+        async with self.lock:
+            for record in records:
+                key = state_key(record.tenant)
+                state = load_state(self.table.get(key))
+                events = self.lifecycle.apply_feedback(state, record)
+                await self._commit(key, state, events)
+                sent.extend(events)
+        return sent
+
+    async def _flag_muted(self, findings: list[Finding]) -> None:
+        if self.findings_out is None:
+            return
+        for finding in findings:
+            flagged = finding.model_copy(update={"muted": True})
+            await self.findings_out.send(key=finding.tenant.encode(), value=flagged.to_bytes())
 
     async def tick(self, now: float) -> list[Incident]:
         """Resolve incidents gone quiet, in the tenants this worker owns."""
@@ -73,7 +101,9 @@ class IncidentStage:
         async with self.lock:
             for key in list(self._owned_keys()):
                 state = load_state(self.table.get(key))
-                if events := self.lifecycle.tick(state, now):
+                mutes = len(state.mutes)
+                events = self.lifecycle.tick(state, now)
+                if events or len(state.mutes) != mutes:  # resolved, or a mute lapsed
                     await self._commit(key, state, events)
                     sent.extend(events)
         return sent

@@ -14,12 +14,15 @@ from typing import Any
 
 import orjson
 
-from loglytics.schemas import DecodeError, Incident
+from loglytics.schemas import DecodeError, Finding, Incident, Mute
 
 # Bounds, so one tenant's row stays small whatever it logs.
 MAX_SEEN_FINDINGS = 4096  # recent finding ids remembered across resolutions (replay guard)
 MAX_PREVIOUS = 2048  # templates whose last resolved incident is remembered
 MAX_LISTED_FINDINGS = 200  # finding ids an incident's snapshot lists (the count is exact)
+MAX_MUTES = 1024  # active mutes per tenant (the oldest dropped first)
+# `seen` holds this prefix and the mute's id for a finding a mute held back.
+MUTED_PREFIX = "muted:"
 
 
 @dataclass
@@ -76,6 +79,35 @@ class TenantIncidents:
     seen: dict[str, str] = field(default_factory=dict)
     # template_id -> the incident it was part of when that resolved (recurrences name it).
     previous: dict[str, str] = field(default_factory=dict)
+    # mute_id -> an active mute (schemas.feedback); an unmute removes it.
+    mutes: dict[str, Mute] = field(default_factory=dict)
+
+    def mute_for(self, finding: Finding) -> str | None:
+        """The id of the mute that holds this finding back, if any.
+
+        A finding seen before keeps its first answer (a model's verdict on a muted
+        finding stays muted; one that already joined an incident stays in it).
+        """
+        known = self.seen.get(finding.finding_id)
+        if known is not None:
+            return known.removeprefix(MUTED_PREFIX) if known.startswith(MUTED_PREFIX) else None
+        templates = finding.evidence.template_ids
+        for mute in self.mutes.values():
+            if mute.applies(templates, finding.source, finding.created_at):
+                return mute.mute_id
+        return None
+
+    def add_mute(self, mute: Mute) -> None:
+        self.mutes.pop(mute.mute_id, None)
+        self.mutes[mute.mute_id] = mute
+        while len(self.mutes) > MAX_MUTES:
+            del self.mutes[next(iter(self.mutes))]
+
+    def drop_expired_mutes(self, now: float) -> None:
+        for mid in [
+            m.mute_id for m in self.mutes.values() if m.until is not None and m.until <= now
+        ]:
+            del self.mutes[mid]
 
     def remember(self, finding_id: str, incident_id: str) -> None:
         self.seen[finding_id] = incident_id
@@ -100,6 +132,7 @@ def dump_state(state: TenantIncidents) -> bytes:
             "clock": state.clock,
             "seen": state.seen,
             "previous": state.previous,
+            "mutes": {mid: m.to_json() for mid, m in state.mutes.items()},
         }
     )
 
@@ -115,6 +148,7 @@ def load_state(raw: object) -> TenantIncidents:
             clock=float(obj.get("clock", 0.0)),
             seen={str(k): str(v) for k, v in obj.get("seen", {}).items()},
             previous={str(k): str(v) for k, v in obj.get("previous", {}).items()},
+            mutes={str(k): Mute.from_obj(v) for k, v in obj.get("mutes", {}).items()},
         )
     except (orjson.JSONDecodeError, DecodeError, AttributeError, KeyError, TypeError, ValueError):
         return TenantIncidents()

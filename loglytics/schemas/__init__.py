@@ -2,6 +2,14 @@
 
 from loglytics.schemas.base import SCHEMA_VERSION, DecodeError, Record
 from loglytics.schemas.deadletter import DeadLetter
+from loglytics.schemas.feedback import (
+    MUTE_REASONS,
+    FeedbackAction,
+    IncidentFeedback,
+    Mute,
+    MuteReason,
+    mute_id,
+)
 from loglytics.schemas.findings import (
     SEVERITIES,
     Evidence,
@@ -32,6 +40,7 @@ from loglytics.schemas.usage import UsageRecord
 from loglytics.schemas.windows import NumericStats, TemplateCount, WindowDigest
 
 __all__ = [
+    "MUTE_REASONS",
     "SCHEMA_VERSION",
     "SEVERITIES",
     "TASKS",
@@ -40,15 +49,19 @@ __all__ = [
     "DecodeError",
     "ErrorInfo",
     "Evidence",
+    "FeedbackAction",
     "Finding",
     "Incident",
     "IncidentEvent",
+    "IncidentFeedback",
     "IncidentStatus",
     "LLMRequest",
     "LLMResponse",
     "LLMStreamChunk",
     "LogBatch",
     "LogEvent",
+    "Mute",
+    "MuteReason",
     "NumericStats",
     "Record",
     "ResolvedBy",
@@ -63,5 +76,6 @@ __all__ = [
     "finding_id",
     "hash_api_key",
     "incident_id",
+    "mute_id",
     "new_api_key",
 ]

@@ -61,6 +61,9 @@ class Finding(Record):
     tokens_used: int = 0
     latency_ms: float = 0.0
     created_at: float = 0.0
+    # Set by the incidents stage on a finding of a muted pattern (see schemas.feedback):
+    # stored, but it opens no incident and notifies no one.
+    muted: bool = False
 
 
 def finding_id(tenant: str, source: str, window_start: float, kind: str, what: str) -> str:

@@ -1,4 +1,4 @@
-"""Sink agents: findings, incident events and LLM usage into ClickHouse, durably.
+"""Sink agents: findings, incident events, incident feedback and LLM usage into ClickHouse.
 
 Each batch is flushed to ClickHouse before the agent asks for the next one,
 so Faust commits a batch's offsets only after its rows are stored: a crash
@@ -17,7 +17,14 @@ from faust.types import EventT, StreamT
 
 from loglytics.deadletters import DeadLetterFn
 from loglytics.runtime import Runtime
-from loglytics.schemas import DecodeError, Finding, Incident, Record, UsageRecord
+from loglytics.schemas import (
+    DecodeError,
+    Finding,
+    Incident,
+    IncidentFeedback,
+    Record,
+    UsageRecord,
+)
 from loglytics.storage.sink import ClickHouseSink
 
 R = TypeVar("R", bound=Record)
@@ -34,6 +41,7 @@ def register(
     usage: faust.TopicT,
     dead_letter: DeadLetterFn,
     incidents: faust.TopicT | None = None,
+    feedback: faust.TopicT | None = None,
 ) -> None:
     """Declare one sink agent per stored topic on the app."""
 
@@ -47,6 +55,10 @@ def register(
         _sink_agent(
             app, runtime, incidents, Incident, "sink.incidents", _add_incidents, dead_letter
         )
+    if feedback is not None:
+        _sink_agent(
+            app, runtime, feedback, IncidentFeedback, "sink.feedback", _add_feedback, dead_letter
+        )
 
 
 def _add_findings(sink: ClickHouseSink, findings: list[Finding]) -> None:
@@ -56,6 +68,11 @@ def _add_findings(sink: ClickHouseSink, findings: list[Finding]) -> None:
 def _add_incidents(sink: ClickHouseSink, incidents: list[Incident]) -> None:
     for incident in incidents:
         sink.add_incident(incident)
+
+
+def _add_feedback(sink: ClickHouseSink, records: list[IncidentFeedback]) -> None:
+    for record in records:
+        sink.add_feedback(record)
 
 
 def _sink_agent(

@@ -14,10 +14,18 @@ from datetime import UTC, datetime
 import orjson
 from pydantic import BaseModel, Field
 
-from loglytics.schemas import Finding, Incident, TenantRecord, UsageRecord, WindowDigest
+from loglytics.schemas import (
+    Finding,
+    Incident,
+    IncidentFeedback,
+    TenantRecord,
+    UsageRecord,
+    WindowDigest,
+)
 from loglytics.storage.registry import Row
 from loglytics.storage.tables import (
     FINDINGS,
+    INCIDENT_FEEDBACK,
     INCIDENTS,
     LLM_USAGE,
     TEMPLATES,
@@ -28,6 +36,7 @@ from loglytics.storage.tables import (
 
 __all__ = [
     "TemplateRow",
+    "feedback_row",
     "finding_row",
     "incident_row",
     "template_row",
@@ -83,6 +92,7 @@ def finding_row(f: Finding) -> Row:
         latency_ms=f.latency_ms,
         created_at=to_datetime(f.created_at),
         schema_version=f.schema_version,
+        muted=f.muted,
     )
 
 
@@ -183,4 +193,23 @@ def incident_row(i: Incident) -> Row:
         acknowledged=i.acknowledged,
         resolved_by=i.resolved_by,
         schema_version=i.schema_version,
+    )
+
+
+def feedback_row(fb: IncidentFeedback) -> Row:
+    """An `IncidentFeedback` record as an ``incident_feedback`` row."""
+    mute = fb.mute
+    return INCIDENT_FEEDBACK.row(
+        tenant=fb.tenant,
+        feedback_id=fb.feedback_id,
+        action=fb.action,
+        incident_id=fb.incident_id or (mute.incident_id if mute else ""),
+        mute_id=mute.mute_id if mute else "",
+        template_ids=list(mute.template_ids) if mute else [],
+        sources=list(mute.sources) if mute else [],
+        reason=mute.reason if mute else "",
+        until=to_datetime(mute.until) if mute and mute.until is not None else None,
+        active=mute.active if mute else False,
+        by=fb.by,
+        created_at=to_datetime(fb.created_at),
     )

@@ -76,6 +76,7 @@ def _derived(version: int, description: str) -> Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     _derived(1, "findings, windows, templates, usage, tenants and dashboard views"),
     _derived(2, "incidents"),
+    _derived(3, "incident feedback, muted findings"),
 )
 
 

@@ -38,10 +38,18 @@ from typing import Any, Protocol
 
 from clickhouse_connect.driver.exceptions import DataError
 
-from loglytics.schemas import Finding, Incident, TenantRecord, UsageRecord, WindowDigest
+from loglytics.schemas import (
+    Finding,
+    Incident,
+    IncidentFeedback,
+    TenantRecord,
+    UsageRecord,
+    WindowDigest,
+)
 from loglytics.storage.registry import Row
 from loglytics.storage.rows import (
     TemplateRow,
+    feedback_row,
     finding_row,
     incident_row,
     template_row,
@@ -203,6 +211,10 @@ class ClickHouseSink:
     def add_incident(self, incident: Incident) -> None:
         """One row per incident event; ReplacingMergeTree keeps each incident's latest."""
         self._enqueue({"incidents": [incident_row(incident)]})
+
+    def add_feedback(self, feedback: IncidentFeedback) -> None:
+        """One row per feedback record (ack, resolve, mute, unmute), replays replaced."""
+        self._enqueue({"incident_feedback": [feedback_row(feedback)]})
 
     def add_window(self, digest: WindowDigest) -> None:
         """One row per template into ``window_stats`` and one totals row into ``windows``."""

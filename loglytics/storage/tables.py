@@ -27,6 +27,7 @@ __all__ = [
     "DEDUP_WINDOW",
     "FINDINGS",
     "INCIDENTS",
+    "INCIDENT_FEEDBACK",
     "LEDGER",
     "LLM_USAGE",
     "TABLE_SPECS",
@@ -75,6 +76,8 @@ FINDINGS = Table(
         Column("latency_ms", "Float64"),
         Column("created_at", TS),
         Column("schema_version", "UInt16", readable=False),
+        # A muted pattern's finding (incident feedback, migration 3): stored, alerted nowhere.
+        Column("muted", "Bool", since=3),
         _ingested_at(),
     ),
     engine="ReplacingMergeTree(ingested_at)",
@@ -249,6 +252,35 @@ INCIDENTS = Table(
     since=2,
 )
 
+# Incident feedback (migration 3), mirrored from the compacted `incident-feedback` topic:
+# one row per record (ack, resolve, mute, unmute); a mute's latest row is its state.
+INCIDENT_FEEDBACK = Table(
+    "incident_feedback",
+    (
+        _tenant(),
+        Column("feedback_id", "String"),
+        Column("action", LC),
+        Column("incident_id", "String"),
+        Column("mute_id", "String"),
+        Column("template_ids", "Array(String)", readable=False),
+        Column("sources", "Array(String)", readable=False),
+        Column("reason", LC),
+        Column("until", f"Nullable({TS})"),
+        Column("active", "Bool"),
+        Column("by", "String"),
+        Column("created_at", TS),
+        _ingested_at(),
+    ),
+    engine="ReplacingMergeTree(ingested_at)",
+    order_by=("tenant", "feedback_id"),
+    settings=_DEDUP,
+    planner=Readable(
+        "created_at",
+        default_columns=("action", "incident_id", "mute_id", "reason", "until", "created_at"),
+    ),
+    since=3,
+)
+
 # The migrations ledger (see `schema.migrate`); created before any migration runs.
 LEDGER = Table(
     "schema_migrations",
@@ -269,6 +301,7 @@ TABLE_SPECS: tuple[Table, ...] = (
     LLM_USAGE,
     TENANTS,
     INCIDENTS,
+    INCIDENT_FEEDBACK,
 )
 
 _DT = "DateTime('UTC')"
