@@ -138,6 +138,7 @@ class Settings(BaseSettings):
     retention_days: int = Field(90, ge=0)
     retention_window_stats_days: int | None = Field(None, ge=0)
     retention_findings_days: int | None = Field(None, ge=0)
+    retention_incidents_days: int | None = Field(None, ge=0)
     retention_usage_days: int | None = Field(None, ge=0)
 
     @field_validator("log_level", mode="before")
@@ -149,7 +150,11 @@ class Settings(BaseSettings):
     def _usage_kept_longest(self) -> Settings:
         """Usage is what tenants are billed from: it must outlive everything it accounts for."""
         usage = self.retention_usage_days
-        overrides = (self.retention_window_stats_days, self.retention_findings_days)
+        overrides = (
+            self.retention_window_stats_days,
+            self.retention_findings_days,
+            self.retention_incidents_days,
+        )
         others = [self.retention_days, *(d for d in overrides if d is not None)]
         if usage and (0 in others or usage < max(others)):
             raise ValueError(

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from loglytics.schemas import Finding, TemplateCount, UsageRecord, WindowDigest
+from loglytics.schemas import Finding, Incident, TemplateCount, UsageRecord, WindowDigest
 from loglytics.settings import SettingsError, load_settings
 from loglytics.storage import ClickHouseSink, Client, TemplateRow, migrate, open_client
 from loglytics.storage.retention import (
@@ -62,7 +62,7 @@ def client(engine_dir: Path) -> Iterator[Client]:
 def test_defaults_keep_usage_longest() -> None:
     days = policy().days
     assert days == {
-        "findings": 90, "window_stats": 90, "windows": 90, "templates": 90,
+        "findings": 90, "window_stats": 90, "windows": 90, "templates": 90, "incidents": 90,
         "llm_usage": USAGE_MIN_DAYS,
     }  # fmt: skip
 
@@ -74,6 +74,10 @@ def test_overrides_and_usage_following_the_longest() -> None:
     assert policy(retention_findings_days=800).days["llm_usage"] == 800
     assert policy(retention_window_stats_days=0).days["llm_usage"] == 0  # something kept forever
     assert policy(retention_usage_days=500).days["llm_usage"] == 500
+    incidents = policy(retention_days=30, retention_incidents_days=180).days
+    assert (incidents["incidents"], incidents["findings"]) == (180, 30)
+    assert incidents["llm_usage"] == USAGE_MIN_DAYS
+    assert policy(retention_incidents_days=500).days["llm_usage"] == 500
 
 
 def test_usage_kept_shorter_than_the_rest_is_refused() -> None:
@@ -81,6 +85,8 @@ def test_usage_kept_shorter_than_the_rest_is_refused() -> None:
         load_settings(retention_days=90, retention_usage_days=30)
     with pytest.raises(SettingsError, match="RETENTION_USAGE_DAYS"):
         load_settings(retention_findings_days=0, retention_usage_days=400)
+    with pytest.raises(SettingsError, match="RETENTION_USAGE_DAYS"):
+        load_settings(retention_incidents_days=500, retention_usage_days=400)
     assert load_settings(retention_usage_days=0).retention_usage_days == 0  # forever is fine
 
 
@@ -141,6 +147,14 @@ def _template(n: int, at: float) -> TemplateRow:
     )  # fmt: skip
 
 
+def _incident(n: int, at: float) -> Incident:
+    return Incident(
+        incident_id=f"i{n}", tenant="a", event="opened", version=1, status="open",
+        sources=["api"], severity="high", title=f"i{n}", summary="", opened_at=at,
+        updated_at=at, first_window_start=at - 60, last_window_end=at,
+    )  # fmt: skip
+
+
 async def _write(client: Client) -> None:
     sink = ClickHouseSink(client)
     await sink.start()
@@ -150,6 +164,8 @@ async def _write(client: Client) -> None:
     sink.add_templates(_template(n, at) for n, at in ((1, OLD), (2, NEW)))
     sink.add_usage(_usage(1, OLD))
     sink.add_usage(_usage(2, NEW))
+    sink.add_incident(_incident(1, OLD))
+    sink.add_incident(_incident(2, NEW))
     await sink.stop()
 
 
@@ -177,7 +193,7 @@ def test_rows_older_than_the_ttl_go_after_a_merge_and_newer_ones_stay(client: Cl
     left = _ages(client)
     assert left == {
         "findings": ["new"], "window_stats": ["new"], "windows": ["new"], "templates": ["new"],
-        "llm_usage": both,  # billing data: still 400 days
+        "incidents": ["new"], "llm_usage": both,  # billing data: still 400 days
     }  # fmt: skip
 
     apply_retention(client, policy(retention_days=30, retention_usage_days=30))

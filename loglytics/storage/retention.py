@@ -13,7 +13,8 @@ Each table ages out by its time column, the one the query planner bounds
 (`Readable.time_column` in the registry), so nothing here repeats a column name.
 Rows already past their TTL when inserted (a backfill of old logs) are dropped
 by the server at insert. Tables without a time column (tenants, the ledger)
-keep their rows.
+keep their rows, and so does `incident_feedback`: a mute set long ago may still
+hold, and the mirror is small.
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ from typing import Protocol
 
 from loglytics.settings import Settings
 from loglytics.storage.registry import Table
-from loglytics.storage.tables import FINDINGS, LLM_USAGE, TEMPLATES, WINDOW_STATS, WINDOWS
+from loglytics.storage.tables import (
+    FINDINGS,
+    INCIDENTS,
+    LLM_USAGE,
+    TEMPLATES,
+    WINDOW_STATS,
+    WINDOWS,
+)
 
 __all__ = [
     "RETAINED_TABLES",
@@ -41,7 +49,14 @@ log = logging.getLogger(__name__)
 # Unset, usage (billing data) is kept at least this long, and never shorter than the rest.
 USAGE_MIN_DAYS = 400
 
-RETAINED_TABLES: tuple[Table, ...] = (FINDINGS, WINDOW_STATS, WINDOWS, TEMPLATES, LLM_USAGE)
+RETAINED_TABLES: tuple[Table, ...] = (
+    FINDINGS,
+    WINDOW_STATS,
+    WINDOWS,
+    TEMPLATES,
+    INCIDENTS,
+    LLM_USAGE,
+)
 
 _TTL = re.compile(r"\bTTL\s+(?P<expr>.+?)(?:\s+SETTINGS\s|$)", re.S)
 _DAYS = re.compile(r"toIntervalDay\((\d+)\)|INTERVAL\s+(\d+)\s+DAY", re.I)
@@ -63,12 +78,13 @@ class RetentionPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetentionPolicy:
-        """`RETENTION_DAYS` for every table, with the overrides for window stats, findings
-        and usage; usage unset is kept the longest (see `Settings.retention_usage_days`)."""
+        """`RETENTION_DAYS` for every table, with the overrides for window stats, findings,
+        incidents and usage; usage unset is kept the longest (`Settings.retention_usage_days`)."""
         base = settings.retention_days
         window_stats = _or(settings.retention_window_stats_days, base)
         findings = _or(settings.retention_findings_days, base)
-        others = (base, window_stats, findings)
+        incidents = _or(settings.retention_incidents_days, base)
+        others = (base, window_stats, findings, incidents)
         usage = settings.retention_usage_days
         if usage is None:
             usage = 0 if 0 in others else max(USAGE_MIN_DAYS, *others)
@@ -78,6 +94,7 @@ class RetentionPolicy:
                 WINDOW_STATS.name: window_stats,
                 WINDOWS.name: base,
                 TEMPLATES.name: base,
+                INCIDENTS.name: incidents,
                 LLM_USAGE.name: usage,
             }
         )
