@@ -58,7 +58,7 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": ErrorBody, "description": what[s]} for s in statuses}
 
 
-GET_ERRORS = errors(401, 429, 500, 503, 504)
+GET_ERRORS = errors(401, 422, 429, 500, 503, 504)
 POST_ERRORS = errors(400, 401, 404, 413, 422, 429, 500, 502, 503, 504)
 router = APIRouter()
 
