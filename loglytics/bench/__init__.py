@@ -13,6 +13,7 @@ BENCHMARKS = {
     "ingest": "loglytics.bench.ingest",
     "providers": "loglytics.bench.providers",
     "detection": "loglytics.bench.detection",
+    "grounding": "loglytics.bench.grounding",
 }
 
 
