@@ -1,4 +1,4 @@
-"""Feedback through a real worker and the real CLI: ack, resolve, mute, unmute, list.
+"""Feedback through a real worker, the real CLI and a real gateway: ack, resolve, mute, unmute.
 
 Findings are produced straight onto `findings` (the incidents stage's input);
 `loglytics incidents ...` runs as a subprocess against the embedded broker. After
@@ -18,11 +18,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 from kafka_io import produce, read_all
 from test_incidents import EXC
+from test_requests_support import add_tenant
 from worker_proc import WorkerProcess
 
+from loglytics.embedded.gateway import GatewayProcess
 from loglytics.embedded.ports import free_port
 from loglytics.embedded.stack import StackState
 from loglytics.schemas import Evidence, Finding, Signal, finding_id
@@ -84,6 +87,27 @@ def send(stack: StackState, finding: Finding) -> None:
     asyncio.run(produce(stack.kafka, "findings", [(TENANT.encode(), finding.to_bytes(), None)]))
 
 
+def over_http(stack: StackState, tmp_path: Path, iid: str) -> None:
+    """The same incidents through a real gateway: listed, and acknowledged by the worker."""
+    key = add_tenant(stack, TENANT)
+    gateway = GatewayProcess(stack, tmp_path)
+    gateway.start()
+    try:
+        headers = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=gateway.base, headers=headers, timeout=30) as http:
+            listed = wait_for(
+                lambda: http.get("/api/v1/incidents").json()["incidents"], "the listing"
+            )
+            assert [i["incident_id"] for i in listed] == [iid]
+            assert http.post(f"/api/v1/incidents/{iid}/ack").status_code == 202
+            wait_for(
+                lambda: [e for e in events(stack) if e["incident_id"] == iid and e["acknowledged"]],
+                "the ack over HTTP",
+            )
+    finally:
+        gateway.stop()
+
+
 def test_feedback_through_the_worker_and_the_cli(stack: StackState, tmp_path: Path) -> None:
     worker = WorkerProcess(
         stack,
@@ -124,6 +148,7 @@ def test_feedback_through_the_worker_and_the_cli(stack: StackState, tmp_path: Pa
         assert reopened[0]["previous_incident_id"] == iid
         listed = cli(stack, "list", "--tenant", TENANT, "--json")
         assert [i["incident_id"] for i in listed] == [reopened[0]["incident_id"]]
+        over_http(stack, tmp_path, reopened[0]["incident_id"])
         time.sleep(3.0)  # the sink's flush
     finally:
         worker.stop()
@@ -142,4 +167,4 @@ def test_feedback_through_the_worker_and_the_cli(stack: StackState, tmp_path: Pa
     finally:
         client.close()
     assert [r[1] for r in rows] == [False, True, False]
-    assert [r[0] for r in actions] == ["ack", "mute", "resolve", "unmute"]
+    assert [r[0] for r in actions] == ["ack", "mute", "resolve", "unmute", "ack"]

@@ -26,6 +26,8 @@ from starlette.responses import Response
 from loglytics.gateway.backend import Backend
 from loglytics.gateway.body import MAX_BODY_BYTES, BodyGuard
 from loglytics.gateway.errors import ApiError, on_api_error, on_http_error, on_validation_error
+from loglytics.gateway.incidents import IncidentDesk
+from loglytics.gateway.incidents import router as incidents_router
 from loglytics.gateway.routes import router
 
 log = logging.getLogger(__name__)
@@ -54,17 +56,24 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
     return ApiError("internal", "internal error").response()
 
 
-def build_app(backend: Backend, *, reply_timeout: float = 180.0) -> FastAPI:
+def build_app(
+    backend: Backend, *, reply_timeout: float = 180.0, incidents: IncidentDesk | None = None
+) -> FastAPI:
     """The app over `backend`, which it starts and stops with itself; a call with no final
-    reply within `reply_timeout` seconds is answered 504."""
+    reply within `reply_timeout` seconds is answered 504. The incidents routes answer from
+    `incidents` (started and stopped with the app too), or 404 without one."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await backend.start()
+        if incidents is not None:
+            await incidents.start()
         log.info(READY_MARK)
         try:
             yield
         finally:
+            if incidents is not None:
+                await incidents.stop()
             await backend.stop()
 
     app = FastAPI(
@@ -77,7 +86,9 @@ def build_app(backend: Backend, *, reply_timeout: float = 180.0) -> FastAPI:
     )
     app.state.backend = backend
     app.state.reply_timeout = reply_timeout
+    app.state.incidents = incidents
     app.include_router(router)
+    app.include_router(incidents_router)
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
