@@ -153,6 +153,7 @@ class Replays:
 
     seconds_1x: float
     findings_1x: list[dict[str, Any]]  # the tenant's findings after replay 1
+    incidents_1x: list[dict[str, Any]]  # the tenant's incident events after replay 1
     findings_all: list[dict[str, Any]]  # ... after every replay
     windows_1x: list[dict[str, Any]]  # replay 1's window digests
     tokens_1x: int
@@ -194,6 +195,7 @@ def replay(opts: argparse.Namespace, lines: list[str]) -> Replays:
         _wait_settled(kafka, worker, "bgl-r1", len(lines), opts.timeout)
         seconds_1x = time.monotonic() - started
         findings_1x = _ours(asyncio.run(_read(kafka, "findings")))
+        incidents_1x = _ours(asyncio.run(_read(kafka, "incidents")))
         tokens_1x, prompts_1x = _tokens(asyncio.run(_read(kafka, "usage")))
         windows_1x = [
             w for w in _ours(asyncio.run(_read(kafka, "logs.windows"))) if w["source"] == "bgl-r1"
@@ -209,6 +211,7 @@ def replay(opts: argparse.Namespace, lines: list[str]) -> Replays:
     return Replays(
         seconds_1x=seconds_1x,
         findings_1x=findings_1x,
+        incidents_1x=incidents_1x,
         findings_all=findings_all,
         windows_1x=windows_1x,
         tokens_1x=tokens_1x,
@@ -248,7 +251,8 @@ def _print_table(
             f"{result[prefix + 'f1']:>10.3f}"
         )
     print(
-        f"findings (replay 1): {result['findings_1x']} by severity {dict(by_severity)}; "
+        f"findings (replay 1): {result['findings_1x']} by severity {dict(by_severity)}, "
+        f"in {result['incidents_1x']} incidents; "
         f"per replay: {dict(sorted(per_replay.items()))}"
     )
     print(
@@ -292,6 +296,10 @@ def run(args: list[str] | None = None) -> dict[str, Any]:
         "prompts_1x": replays.prompts_1x,
         "prompts_10x": replays.prompts_all,
         "findings_1x": len(first),
+        # The incidents replay 1's findings were grouped into (what an alerting consumer gets).
+        "incidents_1x": len(
+            {i["incident_id"] for i in replays.incidents_1x if "bgl-r1" in i["sources"]}
+        ),
         "windows_1x": windows,
         "replays": opts.replays,
     }
