@@ -72,7 +72,8 @@ class EventParser:
         parsed_lines = parser.parse_many(stripped)
         for index, (line, parsed) in enumerate(zip(stripped, parsed_lines, strict=True)):
             header = parsed.format != "raw"
-            if joiner.continues(event, line, header=header):
+            may_join = event is not None and (not header or event.mode == "json")
+            if may_join and joiner.continues(event, line, header=header):
                 assert event is not None
                 if joiner.fits(event, line):
                     joiner.add(event, line)

@@ -37,6 +37,11 @@ class JoinConfig:
     """Characters of an event's full text kept for exemplars."""
 
 
+# A cheap first look at a line that may open a block (any of the patterns below).
+_BLOCK_START: Final = re.compile(
+    r'\{|panic: |fatal error: |SIG(?:QUIT|ABRT): |goroutine \d|Exception in thread "|Traceback \('
+    r"|\s*(?:at [\w$.<>/]|Caused by: |Suppressed: |\.\.\. \d)"
+)
 # The first line of a pretty-printed object: `{` alone, or `{"key": ...` left open.
 _JSON_OPEN: Final = re.compile(r'\{\s*(?:$|"[^"\n]{0,256}"\s*:)')
 _GO_START: Final = re.compile(r"(?:panic: |fatal error: |SIGQUIT: |SIGABRT: )")
@@ -151,6 +156,8 @@ class Joiner:
 
     def start_mode(self, line: str) -> tuple[str, int]:
         """The block a starting line opens: (mode, JSON depth)."""
+        if not _BLOCK_START.match(line):
+            return "", 0  # nearly every line: one match, no block
         if _JSON_OPEN.match(line):
             depth = json_depth(line)
             if depth > 0:
