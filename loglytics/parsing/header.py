@@ -160,6 +160,8 @@ def _field_regex(field: Field, *, component: bool, pipe: bool) -> str:
     kind = field.kind
     if kind == "sep":
         return re.escape(field.open)
+    if kind == "date" and field.open == "stamp":  # the date of a time-of-day stamp
+        return r"(?P<year>\d{4}[-/.]\d\d?[-/.]\d\d?)"
     if kind == "stamp2":  # another stamp on the line: matched, not read
         return re.sub(r"\(\?P<\w+>", "(?:", stamp_fragment(field.open, ".", ""))
     if kind == "component":
@@ -212,7 +214,8 @@ def _head(spec: HeaderSpec, *, loose: bool = False) -> str:
     whose node or component field is missing or holds a space.
     """
     parts = [r"<(?P<pri>\d{1,3})>"] if spec.pri else []
-    if loose and spec.prefix and not any(f.kind == "level" for f in spec.prefix):
+    read = any(f.kind == "level" or f.open == "stamp" for f in spec.prefix)
+    if loose and spec.prefix and not read:
         tokens = len(spec.prefix) + 2 + 3 * sum(f.kind == "stamp2" for f in spec.prefix)
         parts.append(rf"(?:[^ \t]{{1,256}}[ \t]+){{0,{tokens}}}?")
     else:

@@ -27,7 +27,7 @@ from typing import Final
 
 from loglytics.parsing.header import Field, HeaderSpec
 from loglytics.parsing.levels import LEVEL_WORDS
-from loglytics.parsing.stamps import StampHit, StampScanner, is_family, resolve_order
+from loglytics.parsing.stamps import SHAPES, StampHit, StampScanner, is_family, resolve_order
 
 HEAD_CHARS: Final = 256
 SHARE: Final = 0.9
@@ -44,7 +44,7 @@ MAX_LEVEL_AT: Final = 3
 
 _SEPS: Final = frozenset({"-", "--", "---", "|", ":", "::", "=>", "->", ">", "»"})
 _CLOSERS: Final = {"[": "]", "(": ")", "{": "}", "<": ">", '"': '"'}
-_DATE: Final = re.compile(r"\d{4}[-/.]\d\d?[-/.]\d\d?|\d\d?[-/.]\d\d?[-/.]\d{4}")
+_DATE: Final = re.compile(r"\d{4}[-/.]\d\d?[-/.]\d\d?")
 _QUALIFIED: Final = re.compile(r"[A-Za-z_$][\w$-]*(?:\.[\w$-]+){2,}(?:\(\))?")
 _LEVEL_CORE: Final = re.compile(r"([\[(<]?) *([A-Za-z]{1,12}) *([\])>]?:?)")
 _NOT_COMPONENT: Final = re.compile(r"https?:|\d+:\d+:?|.*://.*")
@@ -400,13 +400,16 @@ def learn_header(lines: Sequence[str], scanner: StampScanner) -> HeaderSpec | No
         fields, spans = learn_fields([tokenize(r, o) for r, o in zip(rests, others, strict=True)])
     hits = [hit for _, hit in rows]
     zones = [h.zone for h in hits if h.zone]
+    prefix = [_prefix_field(prefix_toks, j) for j in range(anchor)]
+    if SHAPES[shape].time_only:
+        shape = _date_apart(shape, prefix, fields)
     spec = HeaderSpec(
         stamp=shape,
         frac=":" if any(h.frac_sep == ":" for h in hits) else ".",
         zone=_mode(zones)[0] if zones else "",
         stamp_open="" if pri else opener_key,
         stamp_close=close,
-        prefix=tuple(_prefix_field(prefix_toks, j) for j in range(anchor)),
+        prefix=tuple(prefix),
         fields=tuple(fields),
         pri=pri,
         pipes=pipes,
@@ -417,6 +420,19 @@ def learn_header(lines: Sequence[str], scanner: StampScanner) -> HeaderSpec | No
     if not spec.has_level and _share_of(rests, _HTTP_REQUEST.search) >= 0.5:
         spec = replace(spec, http_level=True)
     return spec
+
+
+def _date_apart(shape: str, prefix: list[Field], fields: list[Field]) -> str:
+    """A time-of-day stamp with a year-first date field elsewhere: read the two together.
+
+    Rewrites that field (in place) to the one the layout reads the date from.
+    """
+    for group in (prefix, fields):
+        for i, field in enumerate(group):
+            if field.kind == "date":
+                group[i] = Field("date", "stamp")
+                return "time_dated"
+    return shape
 
 
 def _share_of(texts: Sequence[str], pred: Callable[[str], object]) -> float:

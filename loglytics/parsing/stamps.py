@@ -71,6 +71,9 @@ class Shape:
     """ctime: the year follows the fraction (``Wed Oct 11 14:32:52.123 2000``)."""
     glued_frac: bool = False
     """Epoch milliseconds: the fraction is the last three digits, with no separator."""
+    date_apart: bool = False
+    """A time of day whose date is another field of the line: the layout captures that
+    field as ``year`` and the converter reads ``"hh:mm:ss yyyy-mm-dd"``."""
 
 
 def _numeric_shapes() -> list[Shape]:
@@ -134,6 +137,11 @@ SHAPES: Final = MappingProxyType(
             Shape("epoch_ms", r"(?P<e>[12]\d{9})", glued_frac=True),
             Shape("uptime", r"(?P<u> {0,12}\d{1,10})", wall_clock=False),
             Shape("time", _HMS, time_only=True),
+            Shape(
+                "time_dated",
+                _HMS + r" (?P<Y>\d{4})[-/.](?P<m>\d\d?)[-/.](?P<d>\d\d?)",
+                date_apart=True,
+            ),
         )
     }
 )
@@ -181,7 +189,7 @@ def _neutral(shape_name: str, family: str) -> str:
 
 def _scan_bodies() -> tuple[tuple[str, re.Pattern[str]], ...]:
     """(shape or family name, scanning regex) for every shape and family."""
-    plain = [n for n in SHAPES if n not in _ORDER and n != "uptime"]
+    plain = [n for n in SHAPES if n not in _ORDER and n not in ("uptime", "time_dated")]
     bodies = [(name, SHAPES[name].body) for name in plain]
     bodies += [(fam, _neutral(members[0], fam)) for fam, members in _FAMILIES.items()]
     out = []
@@ -355,7 +363,7 @@ def stamp_fragment(shape_name: str, frac: str, zone: str) -> str:
     if shape_name == "uptime":
         return r" {0,12}\d{1,10}\.\d{1,9}"  # its brackets are the learned open/close
     shape = SHAPES[shape_name]
-    body = re.sub(r"\(\?P<\w+>", "(?:", shape.body)
+    body = re.sub(r"\(\?P<\w+>", "(?:", _HMS if shape.date_apart else shape.body)
     lead = r"(?P<level>[IWEFDV])" if shape_name == "glog" else ""
     if shape.glued_frac:
         frac_part = FRAC_FRAGMENT["glued"]
