@@ -319,9 +319,25 @@ def learn_fields(toks: Sequence[Sequence[Token]]) -> tuple[list[Field], bool]:
             fields.append(Field("word"))  # words up to a level nearly every line has
             j += 1
             continue
+        sep = _nearby_sep(toks, j)
+        if sep is not None:  # `app.exe - ...` and `app.exe *64 - ...` in one source
+            fields += [Field("word"), Field("sep", sep)]
         break
     spans = colon_k is not None and any(len(t) > colon_k and "{" in t[colon_k].text for t in toks)
     return fields, spans
+
+
+def _nearby_sep(toks: Sequence[Sequence[Token]], j: int) -> str | None:
+    """A separator nearly every line has one to three tokens after a name at ``j``, if one does."""
+    kind, share = _kind_at(toks, j)
+    if kind not in ("word", "qualified") or share < SHARE:
+        return None  # not a program or logger name (a quoted request, a number)
+    found = []
+    for line in toks:
+        seps = [t.text for t in line[j + 1 : j + 4] if t.kind == "sep" and t.text != ":"]
+        found.append(seps[0] if seps else "")
+    value, share = _mode(found)
+    return value if value and share >= SHARE else None
 
 
 def _pipe_fields(rests: Sequence[str]) -> list[Field]:
