@@ -1,5 +1,8 @@
 """Micro-benchmark: ``python -m loglytics.parsing`` prints steady-state lines/s on Loghub.
 
+``python -m loglytics.parsing formats DIR`` prints the per-format accuracy table of
+the samples in DIR instead (``tests/data/formats``; see ``loglytics.parsing.accuracy``).
+
 Each system gets its own LineParser (one per source, as in ingest); the first
 pass warms detection and the timestamp caches, then the best of several timed
 passes is reported, per system and for the whole mix.
@@ -43,5 +46,18 @@ def main(repeats: int = 5) -> int:
     return 0
 
 
+def formats(folder: str) -> int:
+    """Print the accuracy table of the samples in ``folder``."""
+    from pathlib import Path
+
+    from loglytics.parsing.accuracy import table
+
+    for row in table(Path(folder)):
+        print(row)
+    return 0
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "formats":
+        raise SystemExit(formats(sys.argv[2]))
     raise SystemExit(main())
