@@ -21,11 +21,11 @@ from loglytics.parsing.learned import AUTO
 from loglytics.parsing.levels import normalise_level
 from loglytics.parsing.model import ParsedColumns, ParsedEvent, ParsedLine
 from loglytics.parsing.multiline import (
-    HOLD_LEVELS,
     JoinConfig,
     Joiner,
     OpenEvent,
     level_line,
+    may_open_block,
     trace_identity,
 )
 from loglytics.parsing.parser import LineParser
@@ -62,14 +62,19 @@ class EventParser:
 
     def parse(self, lines: Sequence[str], arrival: float) -> list[ParsedEvent]:
         """The events of one message's lines, in order (the last may wait: see :meth:`flush`)."""
-        parser, joiner = self.parser, self.joiner
-        parser.set_arrival(arrival)
+        self.parser.set_arrival(arrival)
+        stripped = [line.rstrip() for line in lines]
+        return self._join(stripped, self.parser.parse_many(stripped), arrival)
+
+    def _join(
+        self, stripped: Sequence[str], parsed_lines: Sequence[ParsedLine], arrival: float
+    ) -> list[ParsedEvent]:
+        """Group parsed lines into events (see :class:`Joiner`); the last may be held."""
+        joiner = self.joiner
         out = self._due(arrival)
         event = self._open
         if event is not None:
             event.origin = -1  # it began in an earlier call
-        stripped = [line.rstrip() for line in lines]
-        parsed_lines = parser.parse_many(stripped)
         for index, (line, parsed) in enumerate(zip(stripped, parsed_lines, strict=True)):
             header = parsed.format != "raw"
             may_join = event is not None and (not header or event.mode == "json")
@@ -99,24 +104,36 @@ class EventParser:
             parser.set_arrival(arrival)
             columns = parser.parse_columns(lines)
         if columns is None:
-            return as_columns(self.parse(lines, arrival))
+            parser.set_arrival(arrival)
+            stripped = [line.rstrip() for line in lines]
+            rows = parser.parse_many(stripped)
+            if held is not None or not _one_event_each(stripped, rows):
+                return as_columns(self._join(stripped, rows, arrival))
+            columns = ParsedColumns(
+                [r.timestamp for r in rows], [r.level for r in rows], [r.message for r in rows]
+            )
         self._open = None
-        levels = columns.levels
-        if self._joins and levels and levels[-1] in HOLD_LEVELS:
-            last = lines[-1].rstrip()
-            first = ParsedLine(
-                columns.timestamps.pop(),
-                levels.pop(),
-                None,
-                columns.messages.pop(),
-                parser.format or "",
-            )
-            self._open = OpenEvent(
-                [last], arrival, *self.joiner.start_mode(last), len(last), True, first
-            )
+        self._hold_last(columns, lines, arrival)
         if held is not None:
             _prepend(columns, self._close(held))
         return columns
+
+    def _hold_last(self, columns: ParsedColumns, lines: Sequence[str], arrival: float) -> None:
+        """The last of a batch of header lines waits when :meth:`OpenEvent.waits` says so."""
+        if not self._joins or not columns.levels:
+            return
+        last = lines[-1].rstrip()
+        first = ParsedLine(
+            columns.timestamps[-1],
+            columns.levels[-1],
+            None,
+            columns.messages[-1],
+            self.parser.format or "",
+        )
+        event = OpenEvent([last], arrival, *self.joiner.start_mode(last), len(last), True, first)
+        if event.waits(joins=True):
+            del columns.timestamps[-1], columns.levels[-1], columns.messages[-1]
+            self._open = event
 
     def flush(self, now: float | None = None) -> list[ParsedEvent]:
         """The waiting event, if its time is up at ``now`` (always, with ``None``: end of input)."""
@@ -226,3 +243,8 @@ def as_columns(events: Sequence[ParsedEvent]) -> ParsedColumns:
         columns.texts = [e.text if e.text is not None else e.mined_message for e in events]
         columns.lines = [e.lines for e in events]
     return columns
+
+
+def _one_event_each(lines: Sequence[str], rows: Sequence[ParsedLine]) -> bool:
+    """Every line has the header and none opens a block: no line can join another."""
+    return all(row.format != "raw" for row in rows) and not any(map(may_open_block, lines))

@@ -231,6 +231,11 @@ class Joiner:
                 event.mode = "java"
 
 
+def may_open_block(line: str) -> bool:
+    """One cheap match: the line may open a block (JSON, a trace, a dump) or continue one."""
+    return _BLOCK_START.match(line) is not None
+
+
 def trace_identity(lines: Sequence[str]) -> str | None:
     """``"<exception type> at <top frame>"`` of a Java, Python or Go trace in ``lines``, if any."""
     return _python(lines) or _go(lines) or _java(lines)
