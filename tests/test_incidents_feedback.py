@@ -100,9 +100,9 @@ async def test_a_muted_pattern_notifies_no_one_is_stored_muted_and_returns_after
     recurrences = [finding(w, "npe", EXC) for w in (5, 6, 7)]
     assert await stage.absorb(recurrences) == []
     assert len(incidents.values) == sent_before
-    assert [(f.finding_id, f.muted) for f in findings.values] == [
-        (f.finding_id, True) for f in recurrences
-    ]
+    flagged = [f for f in findings.values if isinstance(f, Finding)]
+    assert len(flagged) == len(findings.values)
+    assert [(f.finding_id, f.muted) for f in flagged] == [(f.finding_id, True) for f in recurrences]
     # The stage's own flagged copies come back on `findings`: ignored, not flagged again.
     assert await stage.absorb([f for f in findings.values if isinstance(f, Finding)]) == []
     # A model's verdict on a muted finding (same id) is flagged again, still opens nothing.
@@ -183,7 +183,7 @@ async def test_muted_findings_and_feedback_are_mirrored_to_clickhouse(client: Cl
         "SELECT action, mute_id, reason, active FROM incident_feedback FINAL "
         "WHERE tenant = 'globex' ORDER BY created_at, action"
     ).result_rows
-    assert sorted(mirrored) == [
+    assert sorted(tuple(row) for row in mirrored) == [
         ("mute", mute.mute_id, "expected", True),
         ("unmute", mute.mute_id, "expected", False),
     ]
