@@ -44,7 +44,7 @@ from loglytics.storage import (
     usage_summary,
 )
 from loglytics.storage.client import chdb_location
-from loglytics.storage.schema import TABLES, VIEWS
+from loglytics.storage.schema import MIGRATIONS, TABLES, VIEWS
 
 NOW = time.time()
 
@@ -180,9 +180,11 @@ def test_close_releases_the_directory_lock(tmp_path: Path) -> None:
 def test_migrations_are_idempotent(engine_dir: Path) -> None:
     c = open_client(f"chdb://{engine_dir}?database=mig_{uuid.uuid4().hex[:8]}")
     try:
-        assert migrate(c) == [1]
+        versions = [m.version for m in MIGRATIONS]
+        assert versions == sorted(versions) and versions[0] == 1
+        assert migrate(c) == versions
         assert migrate(c) == []
-        assert c.query("SELECT count() FROM schema_migrations").result_rows == [(1,)]
+        assert c.query("SELECT count() FROM schema_migrations").result_rows == [(len(versions),)]
         names = {r[0] for r in c.query("SHOW TABLES").result_rows}
         assert set(TABLES) | set(VIEWS) | {"schema_migrations"} <= names
     finally:
