@@ -224,6 +224,8 @@ def nested(depth: int) -> Any:
         (orjson.dumps({"message": "hi", "context": nested(20)}), 200, None),
         (b'{"message": "hi", "max_tokens": 100000000000000000000000}', 422, "max_tokens"),
         (b'{"message": "hi", "temperature": 1e308}', 422, "temperature"),
+        (b'{"message": "hi", "context": {"n": [259737645483083343855616]}}', 422, "context"),
+        (b'{"message": "hi", "context": {"s": "\\ud94a"}}', 400, "body"),
         (orjson.dumps({"message": "x" * 1_000_000}), 200, None),
         (orjson.dumps({"text": "no message"}), 422, "message"),
         (orjson.dumps({"message": "hi", "max_tokens": "many"}), 422, "max_tokens"),

@@ -24,6 +24,7 @@ from loglytics.gateway.errors import ApiError
 from loglytics.gateway.mapping import chat_response, checked
 from loglytics.gateway.models import StreamChunk
 from loglytics.schemas import DecodeError, LLMRequest, LLMResponse
+from loglytics.schemas.llm import MAX_INPUT_DEPTH, json_depth, unwritable
 
 NDJSON = "application/x-ndjson"
 DENIED = "invalid API key"
@@ -85,8 +86,9 @@ def build_request(
     }
     try:
         return LLMRequest.from_obj(obj)
-    except DecodeError as exc:
-        field = exc.reason.split(":")[0]
+    except DecodeError as exc:  # an input orjson cannot write: name the field holding it
+        held = (k for k, v in given.items() if unwritable(v) or json_depth(v) >= MAX_INPUT_DEPTH)
+        field = next(held, exc.reason.split(":")[0])
         raise ApiError("invalid_input", exc.reason, status=422, field=field) from None
 
 

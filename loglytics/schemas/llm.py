@@ -31,6 +31,33 @@ context need a few levels; orjson refuses to write past 254, so a deeper input w
 fail when the request or its reply is encoded — it is refused as invalid instead."""
 
 
+INT_RANGE = (-(1 << 63), (1 << 64) - 1)
+"""The integers orjson writes; a parser that accepts bigger ones (Python's) must not pass
+them on."""
+
+
+def unwritable(value: object) -> str:
+    """Why orjson could not write `value` back ('' when it can): an integer beyond 64 bits
+    or text with a lone surrogate (both parse from JSON escapes and digits)."""
+    stack: list[object] = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, int) and not isinstance(node, bool):
+            if not INT_RANGE[0] <= node <= INT_RANGE[1]:
+                return "an integer does not fit 64 bits"
+        elif isinstance(node, str):
+            try:
+                node.encode()
+            except UnicodeEncodeError:
+                return "text holds a lone surrogate (not valid Unicode)"
+    return ""
+
+
 def json_depth(value: object) -> int:
     """The nesting depth of a JSON value (a scalar is 0), walked without recursion."""
     deepest = 0
@@ -58,9 +85,12 @@ class LLMRequest(Record):
 
     @field_validator("input", mode="before")
     @classmethod
-    def _shallow(cls, value: object) -> object:
+    def _writable(cls, value: object) -> object:
         if json_depth(value) > MAX_INPUT_DEPTH:
             raise ValueError(f"nested deeper than {MAX_INPUT_DEPTH} levels")
+        problem = unwritable(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
 
