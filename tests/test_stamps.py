@@ -71,6 +71,7 @@ def test_day_and_month_order_is_decided_over_the_source() -> None:
     ("lines", "levels"),
     [
         (["<30>2026-12-01 10:00:00 app[12]: started"] * 9, "INFO"),  # syslog PRI
+        (["<3>[    2.000001] ata1.00: failed command: READ"] * 9, "ERROR"),  # dmesg -r
         (["2026-12-01 10:00:00 [warning] disk 91%"] * 9, "WARN"),  # bracketed, lower case
         (["2026-12-01 10:00:00 Warn disk 91%"] * 9, "WARN"),
         (["2026-12-01 10:00:00 CRIT: disk full"] * 9, "CRITICAL"),  # abbreviated, colon

@@ -187,7 +187,8 @@ def _choose_stamp(heads: Sequence[str], scans: Sequence[list[StampHit]]) -> _Cho
             before = head[: hit.start - len(opener)]
             anchor = len(tokenize(before, _stamp_tokens(hits, 0)))
             key = (hit.shape, anchor, re.sub(r"\d+", "#", opener))
-            if "#" in key[2] and (key[2] != "<#>" or anchor):
+            rest = key[2].removeprefix("<#>") if not anchor else key[2]
+            if "#" in rest:
                 continue  # digits glued to it (`00000001@2026/...`): part of a message word
             if i not in found.setdefault(key, {}):
                 found[key][i] = hit
@@ -394,7 +395,7 @@ def learn_header(lines: Sequence[str], scanner: StampScanner) -> HeaderSpec | No
         if resolved is None:
             return None
         shape = resolved
-    pri = opener_key == "<#>"
+    pri = opener_key.startswith("<#>")  # `<6>[ 1.234567] ...`: a PRI, then the stamp's opener
     rows = sorted(choice.hits.items())
     prefix_toks = []
     closes = []
@@ -423,7 +424,7 @@ def learn_header(lines: Sequence[str], scanner: StampScanner) -> HeaderSpec | No
         stamp=shape,
         frac=":" if any(h.frac_sep == ":" for h in hits) else ".",
         zone=_mode(zones)[0] if zones else "",
-        stamp_open="" if pri else opener_key,
+        stamp_open=opener_key.removeprefix("<#>") if pri else opener_key,
         stamp_close=close,
         prefix=tuple(prefix),
         fields=tuple(fields),
