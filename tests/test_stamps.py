@@ -21,6 +21,7 @@ def _learned(lines: list[str], **kwargs: float) -> tuple[LineParser, list[float 
     [
         ([f"1796119200{i:03d} worker-{i} done" for i in range(9)], T0),  # epoch milliseconds
         ([f"20261201T10000{i}Z job {i} done" for i in range(9)], T0),  # compact, with a zone
+        ([f"20261201-10:00:0{i}:5|Step|42|steps {i}" for i in range(9)], T0 + 0.5),  # pipes
         ([f"2026-12-01 11:00:0{i} CET [app] run {i}" for i in range(9)], T0),  # a zone name
         ([f"(2026-12-01 10:00:0{i}) step {i}" for i in range(9)], T0),  # parenthesised
         ([f"host-{i} | 2026-12-01T10:00:0{i}.5Z | tick {i}" for i in range(9)], T0 + 0.5),

@@ -34,7 +34,7 @@ _ZONES: Final = (
 )
 # What follows the whole seconds: a fraction, then a zone written against the
 # stamp (``Z``, ``+01:00``) or after a space (``+0000``, ``UTC``).
-_FRAC_SCAN = r"(?:(?P<fs>[.,]|:(?=\d{3}(?!\d)))(?P<f>\d{1,9}))?"
+_FRAC_SCAN = r"(?:(?P<fs>[.,]|:(?=\d{1,3}(?!\d)))(?P<f>\d{1,9}))?"
 _ZONE_SCAN = (
     rf"(?:(?P<za>Z|[+-]\d\d:?\d\d|[+-]\d\d(?![\d:]))|(?P<zs> (?:[+-]\d\d:?\d\d|{_ZONES})))?"
 )
@@ -42,7 +42,7 @@ FRAC_FRAGMENT: Final = MappingProxyType(
     {
         "": "",
         ".": r"(?:[.,](?P<frac>\d{1,9}))?",
-        ":": r"(?::(?P<frac>\d{3}))?",
+        ":": r"(?::(?P<frac>\d{1,3})(?!\d))?",
         "glued": r"(?P<frac>\d{3})",
     }
 )
@@ -119,9 +119,14 @@ SHAPES: Final = MappingProxyType(
                 "dby", rf"(?:{_WDAY},? )?(?P<d>\d\d?)[ -](?P<b>{_MON})[ -](?P<Y>\d{{4}})[ :]{_HMS}"
             ),
             Shape(
-                "compact",
+                "compact",  # 20261201T100000, 20261201100000
                 r"(?P<Y>(?:19|20)\d\d)(?P<m>[01]\d)(?P<d>[0-3]\d)[T -]?"
-                r"(?P<H>[0-2]\d):?(?P<M>[0-5]\d):?(?P<S>[0-6]\d)",
+                r"(?P<H>[0-2]\d)(?P<M>[0-5]\d)(?P<S>[0-6]\d)",
+            ),
+            Shape(
+                "compact_date",  # 20261201-10:00:00, 20261201 9:05:00
+                r"(?P<Y>(?:19|20)\d\d)(?P<m>[01]\d)(?P<d>[0-3]\d)[T -]"
+                r"(?P<H>[0-2]?\d):(?P<M>[0-5]\d):(?P<S>[0-6]\d)",
             ),
             Shape(
                 "compact2",  # Hadoop HDFS: yyMMdd HHmmss
