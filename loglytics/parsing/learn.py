@@ -199,7 +199,7 @@ def _choose_stamp(heads: Sequence[str], scans: Sequence[list[StampHit]]) -> _Cho
     top = max(counts.values())
     near = [k for k, c in counts.items() if c >= NEAR_TIE * top]
 
-    def rank(key: tuple[str, int, str]) -> tuple[tuple[int, int, int], int]:
+    def rank(key: tuple[str, int, str]) -> tuple[tuple[int, int, int, int], int]:
         ranks = Counter(h.rank for h in found[key].values())
         return ranks.most_common(1)[0][0], -key[1]
 

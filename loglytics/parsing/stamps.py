@@ -235,12 +235,16 @@ class StampHit:
     """The neutral date fields (in text order) of a family hit, for :func:`resolve_order`."""
 
     @property
-    def rank(self) -> tuple[int, int, int]:
-        """Precision first (fraction digits), then completeness (year, zone)."""
+    def rank(self) -> tuple[int, int, int, int]:
+        """Which of two stamps on a line to take: a date at all first, then precision
+        (fraction digits), then completeness (a year, a zone). A time of day without a
+        date never beats a dated stamp, however precise; an uptime counter beats nothing."""
         shape = SHAPES.get(self.shape)
-        wall = shape is None or shape.wall_clock
-        dated = shape is None or not (shape.yearless or shape.time_only)
-        return (len(self.frac) if wall else -1, int(wall and dated), int(bool(self.zone)))
+        if shape is not None and not shape.wall_clock:
+            return (-1, -1, -1, -1)
+        date = 0 if shape is not None and shape.time_only else 1
+        year = int(shape is None or not (shape.yearless or shape.time_only))
+        return (date, len(self.frac), year, int(bool(self.zone)))
 
 
 class StampScanner:
