@@ -302,6 +302,8 @@ def learn_fields(toks: Sequence[Sequence[Token]]) -> tuple[list[Field], bool]:
                 break
             continue
         kind, share = _kind_at(toks, j)
+        if kind == "num" and level is not None and j > level[0] and not _fixed_at(toks, j + 1):
+            break  # a number right after the level, then words: the message's first word
         if share >= SHARE and kind in _STRUCTURAL:
             fields.append(_field_of(toks, j, kind))
             j += 1
@@ -336,9 +338,17 @@ def _nearby_sep(toks: Sequence[Sequence[Token]], j: int) -> str | None:
     found = []
     for line in toks:
         seps = [t.text for t in line[j + 1 : j + 4] if t.kind == "sep" and t.text != ":"]
-        found.append(seps[0] if seps else "")
+        # A separator written more than once is a placeholder (IIS, access logs: `- 80 -`).
+        once = seps and sum(t.text == seps[0] for t in line[j:]) == 1
+        found.append(seps[0] if once else "")
     value, share = _mode(found)
     return value if value and share >= SHARE else None
+
+
+def _fixed_at(toks: Sequence[Sequence[Token]], j: int) -> bool:
+    """Nearly every line has a header-like token at ``j`` (structural, or ending in ``:``)."""
+    kind, share = _kind_at(toks, j)
+    return (share >= SHARE and kind in _STRUCTURAL) or _share(toks, j, lambda t: t.colon) >= SHARE
 
 
 def _pipe_fields(rests: Sequence[str]) -> list[Field]:
