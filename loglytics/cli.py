@@ -28,6 +28,8 @@ OWN_COMMANDS = (
     "tenants",
     "incidents",
     "bench",
+    "api",
+    "check",
 )
 
 
@@ -100,6 +102,20 @@ class _IntermixedParser(argparse.ArgumentParser):
             return self.parse_known_intermixed_args(args, namespace)
         finally:
             self._inner = False
+
+
+def _add_http_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`api` (the HTTP gateway) and `check` (a running API, route by route)."""
+    p = sub.add_parser("api", help="the HTTP API gateway (FastAPI on uvicorn)")
+    p.add_argument("--host", default=None, help="default: API_HOST (127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="default: API_PORT (8000)")
+    p.set_defaults(func=_lazy("loglytics.gateway.server", "run"))
+
+    p = sub.add_parser("check", help="check a running HTTP API: every route, pass/fail table")
+    p.add_argument("base_url", nargs="?", default=None, help="default: http://API_HOST:API_PORT")
+    p.add_argument("--api-key", required=True)
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per call")
+    p.set_defaults(func=_lazy("loglytics.commands.check", "run"))
 
 
 def _add_incidents_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -193,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("tier", nargs="?", choices=("free", "pro"))
     p.add_argument("--tier", dest="tier_opt", choices=("free", "pro"), default=None)
     p.set_defaults(func=_lazy("loglytics.commands.tenants", "run"))
+
+    _add_http_commands(sub)
 
     _add_incidents_command(sub)
 
