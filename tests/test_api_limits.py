@@ -92,6 +92,7 @@ expected-statuses = ["1XX", "2XX", "3XX", "4XX", "503", "504"]
 """
 
 
+@pytest.mark.timeout(420)
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     pair: Pair, tmp_path: Path
 ) -> None:
@@ -104,11 +105,11 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     base = pair.gateways[0].base
     cmd = [str(Path(sys.executable).with_name("schemathesis")), "--config-file", str(config)]
     cmd += ["run", f"{base}/openapi.json", "--url", base, "--max-examples", "50"]
-    cmd += ["--phases", "examples,fuzzing", "--workers", "2", "--max-time", "420"]
+    cmd += ["--phases", "examples,fuzzing", "--workers", "2", "--max-time", "150"]
     cmd += ["--checks", "not_a_server_error,response_schema_conformance,status_code_conformance"]
     cmd += ["-H", f"Authorization: Bearer {pair.key}", "--report", "junit"]
     cmd += ["--report-dir", str(tmp_path / "report")]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=360)
     summary = out.stdout[-6000:]
     assert out.returncode == 0, summary + out.stderr[-2000:]
     spec = httpx.get(f"{base}/openapi.json", timeout=30).json()
