@@ -220,7 +220,10 @@ def _numeric_trend(
     very_steady = mean > 0 and math.sqrt(var) <= 0.1 * mean
     rising = stat.mean > hist["last_mean"] * RISE
     after_outlier = bool(fired) and fired[-1].kind == "numeric_outlier"
-    above = stat.mean >= max(1.05 * ref, ref + 6 * math.sqrt(var))
+    # A young baseline can underestimate the variance of window means, so the rise must
+    # also clear the sampling noise of this window's own mean (its spread over sqrt(n)).
+    sampling = (stat.max - stat.min) / 4 / math.sqrt(max(stat.count, 1))
+    above = stat.mean >= max(1.05 * ref, ref + 6 * math.sqrt(var), ref + 6 * sampling)
     if not (very_steady and rising and ref > 0 and above and not after_outlier):
         return None
     return Signal(
