@@ -252,6 +252,22 @@ async def test_deep_nesting_up_to_the_parsers_limit_is_refused_on_every_route(
         assert resp.json()["code"] == "invalid_input"
 
 
+@pytest.mark.parametrize(
+    ("route", "body", "field"),
+    [
+        ("summarize", {"since": "0904-01-21T02:10:13.179276+12:03"}, "since"),
+        ("summarize", {"until": "9999-01-01T00:00:00Z"}, "until"),
+        ("query", {"question": "errors?", "since": "1899-12-31T23:59:59Z"}, "since"),
+    ],
+)
+async def test_a_time_clickhouse_cannot_hold_is_a_422_naming_it(
+    http: httpx.AsyncClient, route: str, body: dict[str, Any], field: str
+) -> None:
+    resp = await http.post(f"/api/v1/llm/{route}", json=body)
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["code"] == "invalid_input" and resp.json()["field"] == field
+
+
 async def test_a_body_over_the_limit_is_a_json_413(http: httpx.AsyncClient) -> None:
     resp = await http.post("/api/v1/llm/chat", content=b" " * (MAX_BODY_BYTES + 1))
     assert resp.status_code == 413 and resp.json()["code"] == "payload_too_large"

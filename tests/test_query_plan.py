@@ -253,6 +253,10 @@ def test_values_are_parameters_never_sql() -> None:
         {"source": "findings", "order_by": "template"},
         {"source": "findings", "time_range": {"last_hours": 1, "since": "2024-01-01T00:00:00"}},
         {"source": "findings", "time_range": {"last_hours": 10**6}},
+        {"source": "findings", "time_range": {"since": "0904-01-21T02:10:13+12:03"}},
+        {"source": "findings", "time_range": {"since": "2024-01-01", "until": "9999-12-31"}},
+        {"source": "findings", "filters": [{"column": "window_start", "value": "0001-01-01"}]},
+        {"source": "findings", "filters": [{"column": "window_start", "value": -1e12}]},
     ],
 )  # fmt: skip
 def test_validation_rejects(bad: dict[str, Any]) -> None:

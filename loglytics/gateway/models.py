@@ -10,11 +10,12 @@ use: a web client's chat and a batch of structured log entries.
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, JsonValue, model_validator
+
+from loglytics.storage.plan import Moment
 
 MAX_ENTRIES = 10_000
 MAX_TOKENS = 8192
@@ -160,8 +161,8 @@ class TimeRange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     last_hours: int | None = Field(None, ge=1, le=MAX_LOOKBACK_HOURS)
-    since: datetime | None = None
-    until: datetime | None = None
+    since: Moment | None = None
+    until: Moment | None = None
 
     @model_validator(mode="after")
     def _one_start(self) -> TimeRange:

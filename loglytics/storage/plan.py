@@ -25,7 +25,14 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 
 from loglytics.storage import registry, tables
 from loglytics.storage.client import Client
@@ -107,8 +114,26 @@ Op = Literal["=", "!=", "<", "<=", ">", ">=", "contains", "in"]
 Aggregate = Literal["count", "sum", "avg", "min", "max", "none"]
 Text = Annotated[str, Field(max_length=256)]
 Scalar = Text | int | float | bool
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2299, 12, 31, tzinfo=UTC)
+
+
+def storable(value: datetime) -> datetime:
+    """`value` if ClickHouse's DateTime64 can hold it (1900 to 2299, in UTC).
+
+    Why here: a moment outside that range is refused by the server as a bad query
+    parameter, which would reach the caller as an internal error instead of a
+    message about the field they gave.
+    """
+    if not EARLIEST <= _utc(value) <= LATEST:
+        raise ValueError(f"a time between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d} (UTC)")
+    return value
+
+
 Moment = Annotated[
-    datetime, WithJsonSchema({"type": "string", "format": "date-time", "maxLength": 40})
+    datetime,
+    AfterValidator(storable),
+    WithJsonSchema({"type": "string", "format": "date-time", "maxLength": 40}),
 ]
 
 
@@ -250,8 +275,12 @@ def _coerce(value: Any, kind: Kind, column: str) -> Any:
             if isinstance(value, int | float)
             else _utc(datetime.fromisoformat(value))
         )
+        storable(moment)
     except (TypeError, ValueError, OverflowError, OSError):
-        raise ValueError(f"{column!r} takes an ISO-8601 time or epoch seconds") from None
+        raise ValueError(
+            f"{column!r} takes an ISO-8601 time or epoch seconds between"
+            f" {EARLIEST:%Y} and {LATEST:%Y}"
+        ) from None
     return moment.date() if kind == "date" else moment
 
 
