@@ -7,6 +7,15 @@ positioned at the end *before* any request is produced, so a reply cannot
 arrive before we listen. A dispatcher routes records by key (the request id)
 to the waiting caller; many calls can share one client.
 
+Replies are kept once: the first final reply of a request id ends its wait
+and every later record for that id is dropped (counted in `duplicates`). A
+request is served at least once (`loglytics.serving.agent`): the partition's
+next owner answers again a request whose worker died or whose partition moved
+before its offset was committed, so a second final reply is expected now and
+then and must not reach the caller. A replayed stream starts again at seq 0:
+chunks whose seq was already passed on are dropped too, so the caller sees
+each seq once, in order (the final reply's text is the whole answer).
+
 Each request carries a deadline header: the worker drops a request whose
 deadline passed (no one waits for it any more) instead of spending LLM time
 on it — this matters when a worker starts after a backlog built up.
@@ -21,6 +30,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -28,7 +38,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from loglytics.kafka_admin import ensure_topics
-from loglytics.kafka_clients import KafkaConnection
+from loglytics.kafka_clients import MAX_MESSAGE_BYTES, KafkaConnection
 from loglytics.schemas import DecodeError, LLMRequest, LLMResponse, LLMStreamChunk
 from loglytics.topics import REQUESTS, RESPONSES
 
@@ -57,6 +67,28 @@ def decode_reply(value: bytes) -> Reply:
     return LLMResponse.from_obj(obj)
 
 
+@dataclass
+class ReplyWaiter:
+    """One waiting caller's replies: chunks in seq order, then its first final reply."""
+
+    queue: asyncio.Queue[Reply] = field(default_factory=asyncio.Queue)
+    next_seq: int = 0
+    finished: bool = False
+
+    def offer(self, reply: Reply) -> bool:
+        """Queue `reply` for the caller; False when it repeats what the caller already has."""
+        if self.finished:
+            return False
+        if isinstance(reply, LLMStreamChunk):
+            if reply.seq < self.next_seq:  # a replayed request streams again from seq 0
+                return False
+            self.next_seq = reply.seq + 1
+        elif reply.final:
+            self.finished = True
+        self.queue.put_nowait(reply)
+        return True
+
+
 class RequestClient:
     """A shared request/reply client; `async with RequestClient(kafka) as c: ...`."""
 
@@ -69,16 +101,20 @@ class RequestClient:
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._dispatcher: asyncio.Task[None] | None = None
-        self._waiters: dict[str, asyncio.Queue[Reply]] = {}
+        self._waiters: dict[str, ReplyWaiter] = {}
+        self.duplicates = 0
+        """Replies dropped because their request's caller already had them (replays)."""
 
     async def start(self) -> None:
         await ensure_topics(self.kafka, self.partitions)
-        producer = self.kafka.producer(linger_ms=0, max_request_size=8 << 20)
+        producer = self.kafka.producer(linger_ms=0, max_request_size=MAX_MESSAGE_BYTES)
+        # A reply may be as large as the worker's producer allows (MAX_MESSAGE_BYTES).
         consumer = self.kafka.consumer(
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="latest",
             fetch_max_wait_ms=self._fetch_wait_ms,
+            max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
         )
         await producer.start()
         try:
@@ -140,15 +176,17 @@ class RequestClient:
     def _route(self, key: Any, value: Any) -> None:
         if not isinstance(key, bytes) or not isinstance(value, bytes):
             return
-        queue = self._waiters.get(key.decode(errors="replace"))
-        if queue is None:
+        waiter = self._waiters.get(key.decode(errors="replace"))
+        if waiter is None:  # nobody waits (any more): another caller's, or a late replay
             return
         try:
             reply = decode_reply(value)
         except DecodeError as exc:
             log.warning("undecodable reply for %r: %s", key, exc.reason)
             return
-        queue.put_nowait(reply)
+        if not waiter.offer(reply):
+            self.duplicates += 1
+            log.info("dropped a repeated reply to %r (the request was served again)", key)
 
     async def stream(self, request: LLMRequest, timeout: float) -> AsyncGenerator[Reply, None]:
         """Send `request`; yield its chunks (if streamed), then its final `LLMResponse`."""
@@ -158,26 +196,34 @@ class RequestClient:
             yield reply
 
     async def stream_raw(
-        self, request_id: str, key: bytes | None, value: bytes, timeout: float
+        self,
+        request_id: str,
+        key: bytes | None,
+        value: bytes,
+        timeout: float,
+        partition: int | None = None,
     ) -> AsyncGenerator[Reply, None]:
-        """Like `stream`, for bytes that may not be a valid request (tests, gateways)."""
+        """Like `stream`, for bytes that may not be a valid request (tests, gateways);
+        `partition` overrides the key's (a request may reach any partition)."""
         if self._producer is None:
             raise RuntimeError("RequestClient is not started")
         if request_id in self._waiters:
             raise ValueError(f"request id {request_id!r} is already waiting")
-        queue: asyncio.Queue[Reply] = asyncio.Queue()
-        self._waiters[request_id] = queue
+        waiter = ReplyWaiter()
+        self._waiters[request_id] = waiter
         deadline = time.time() + timeout
         loop_deadline = asyncio.get_running_loop().time() + timeout
         try:
             headers = [(DEADLINE_HEADER, f"{deadline:.3f}".encode())]
-            await self._producer.send_and_wait(REQUESTS.name, value=value, key=key, headers=headers)
+            await self._producer.send_and_wait(
+                REQUESTS.name, value=value, key=key, headers=headers, partition=partition
+            )
             while True:
                 remaining = loop_deadline - asyncio.get_running_loop().time()
                 if remaining <= 0:
                     raise ReplyTimeout(f"no reply to {request_id} within {timeout:.0f}s")
                 try:
-                    reply = await asyncio.wait_for(queue.get(), remaining)
+                    reply = await asyncio.wait_for(waiter.queue.get(), remaining)
                 except TimeoutError:
                     raise ReplyTimeout(f"no reply to {request_id} within {timeout:.0f}s") from None
                 yield reply

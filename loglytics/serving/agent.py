@@ -4,9 +4,26 @@ Why tasks and a semaphore rather than one request at a time: an LLM call
 takes seconds and the pool has several parallel slots per provider, so the
 agent admits up to `MAX_IN_FLIGHT` requests at once (the pool queues them on
 its slots); replies are keyed by request id, so no order across requests is
-owed. Offsets advance as requests are admitted: a request in flight when the
-worker crashes is not replayed (at most once), because a replay would charge
-the tenant twice for an answer whose caller has most likely given up.
+owed.
+
+Why a request's offset is acked only once its final reply is sent (at least
+once): a worker that dies with requests in flight has not committed their
+offsets, so the partition's next owner reads them again and answers them,
+instead of leaving their callers to wait out their timeouts. The stream is
+iterated without automatic acks (`noack`) and each event is acked when its
+task ends; Faust commits only the contiguous run of acked offsets, so a slow
+request holds back the commit of the faster ones behind it (they are answered
+again after a crash, never skipped). A cancelled task (the worker stopping
+hard) is not acked. A replay can answer a request twice (a crash after the
+reply but before the commit, or a rebalance: Faust discards the commits of
+revoked partitions); callers keep the first final reply per request id and
+drop later ones (`loglytics.clients.RequestClient`, which the gateway uses),
+and the tenant is charged once because the quota ledger settles each call
+once per call id, however often it is replayed.
+
+A rebalance or a clean stop waits for the requests in flight to be answered
+(Faust's `stream_wait_empty`), so a graceful hand-over answers them where they
+started; only a crash leaves them to the next owner.
 
 A consumer group that has never committed on `llm.requests` (a new
 deployment, app id or test worker) starts at the topic's earliest offset like
@@ -20,9 +37,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import cast
 
 import faust
-from faust.types import StreamT
+from faust.types import EventT, StreamT
 
 from loglytics.deadletters import DeadLetterFn
 from loglytics.kafka_clients import KafkaConnection
@@ -64,15 +82,22 @@ def register(
             log.info("new consumer group: requests produced before this worker are skipped")
         gate = asyncio.Semaphore(MAX_IN_FLIGHT)
         running: set[asyncio.Task[None]] = set()
+        manual = cast(faust.Stream[bytes], stream).noack()  # StreamT does not declare it
+
+        async def serve_then_ack(event: EventT[bytes]) -> None:
+            """Ack only once the request's final reply (or its dead letter) is on the broker."""
+            await service.guarded(event, not_before)
+            await app.producer.flush()  # a reply still buffered here would die with us
+            await manual.ack(event)  # not reached when cancelled: the next owner replays it
 
         def done(task: asyncio.Task[None]) -> None:
             running.discard(task)
             gate.release()
 
         try:
-            async for event in stream.events():
+            async for event in manual.events():
                 await gate.acquire()
-                task = asyncio.create_task(service.guarded(event, not_before))
+                task = asyncio.create_task(serve_then_ack(event))
                 running.add(task)
                 task.add_done_callback(done)
         finally:
