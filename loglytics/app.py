@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import faust
 
-from loglytics.kafka_clients import KafkaSecurity
+from loglytics.kafka_clients import MAX_MESSAGE_BYTES, KafkaSecurity
 from loglytics.partitioning import (
     CoPartitionedGlobalTable,
     CoPartitionedTable,
@@ -41,6 +41,9 @@ def create_app(settings: Settings) -> faust.App:
         # so changelog recovery stops early unless every batch holds one record.
         producer_max_batch_size=1 if embedded else 16384,
         producer_linger_ms=0 if embedded else 5,
+        # Faust's default is 1,000,000 bytes: a dead letter (its original base64-encoded,
+        # 4/3 of it) of a raw message over ~750 kB was refused; see loglytics.deadletters.
+        producer_max_request_size=MAX_MESSAGE_BYTES,
         broker_session_timeout=settings.broker_session_timeout,
         broker_heartbeat_interval=min(3.0, settings.broker_session_timeout / 3),
         broker_commit_interval=1.0,
@@ -52,7 +55,7 @@ def create_app(settings: Settings) -> faust.App:
         # A LogBatch of 500 lines is about 50 KB, so the default 1 MiB per partition and
         # fetch brought some twenty messages a round trip, and the stream ran dry between
         # ingest batches; 8 MiB keeps it fed (measured: pipeline 13% faster).
-        consumer_max_fetch_size=8 * 1024**2,
+        consumer_max_fetch_size=MAX_MESSAGE_BYTES,
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,

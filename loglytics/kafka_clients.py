@@ -22,6 +22,11 @@ from faust.types.auth import CredentialsT
 
 from loglytics.settings import KafkaSaslMechanism, KafkaSecurityProtocol, Settings
 
+# The largest record (key, value and framing) any loglytics producer makes and any client
+# must fetch: the compose file's max.message.bytes for the broker and every topic
+# (tests/test_message_sizes.py checks them against each other). Tansu sets no limit.
+MAX_MESSAGE_BYTES = 8 << 20
+
 
 @dataclass(frozen=True)
 class KafkaSecurity:
