@@ -16,6 +16,11 @@ from loglytics.partitioning import (
     tenant_partitioner,
 )
 from loglytics.settings import Settings
+from loglytics.transport import (
+    DEFAULT_FETCH_MAX_WAIT_MS,
+    EMBEDDED_FETCH_MAX_WAIT_MS,
+    LoglyticsApp,
+)
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -24,8 +29,9 @@ def create_app(settings: Settings) -> faust.App:
     broker = settings.kafka_bootstrap_servers or "127.0.0.1:9092"
     datadir = settings.state_dir / "faust"
     datadir.mkdir(parents=True, exist_ok=True)
-    return faust.App(
+    return LoglyticsApp(
         settings.app_id,
+        fetch_max_wait_ms=EMBEDDED_FETCH_MAX_WAIT_MS if embedded else DEFAULT_FETCH_MAX_WAIT_MS,
         broker=",".join(f"kafka://{b}" for b in broker.split(",")),
         store="memory://",
         datadir=str(datadir),

@@ -1,17 +1,18 @@
-"""What a worker's stages share: the LLM pool, the ClickHouse sink, tenants, quotas.
+"""What a worker's stages share: the LLM pool, the ClickHouse sink, tenants, the ledger.
 
-Tenants and quotas are global tables: every worker must know every tenant
-(requests for a tenant arrive on any partition) and admit calls against the
-same counters. The `tenants` table's changelog *is* fed from the compacted
-`tenants` topic by the tenants stage, so `loglytics tenants add` (a plain
-producer) is all it takes to register a tenant.
+Tenants are a global table: every worker must know every tenant (requests for
+a tenant arrive on any partition). The `tenants` table's changelog is fed from
+the compacted `tenants` topic by the tenants stage, so `loglytics tenants add`
+(a plain producer) is all it takes to register a tenant. Quotas are not kept
+here: the pool asks the ledger (`loglytics.ledger`), whose owner per tenant
+decides for every worker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
 import faust
@@ -21,8 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from loglytics.pipeline_metrics import PipelineMetrics
 from loglytics.prompts.grounding import GroundingMetrics
-from loglytics.providers import LLMPool, QuotaLedger
-from loglytics.providers.quota import RateWindow
+from loglytics.providers import Ledger, LLMPool
 from loglytics.schemas import DecodeError, TenantRecord, UsageRecord
 from loglytics.settings import Settings, Tier
 from loglytics.storage.client import open_client
@@ -33,41 +33,14 @@ from loglytics.storage.sink import ClickHouseSink
 log = logging.getLogger(__name__)
 
 
-def declare_tables(app: faust.App) -> tuple[GlobalTableT, GlobalTableT]:
-    """The tenants table (tenant -> TenantRecord bytes) and the quota ledger's table.
+def declare_tables(app: faust.App) -> GlobalTableT:
+    """The tenants table (tenant -> TenantRecord bytes).
 
-    The tenants table is fed by the tenants stage from the compacted `tenants`
-    topic (a GlobalTable whose changelog is a foreign topic stalls Faust's
-    partition assignment, so the topic feeds the table instead).
+    It is fed by the tenants stage from the compacted `tenants` topic (a
+    GlobalTable whose changelog is a foreign topic stalls Faust's partition
+    assignment, so the topic feeds the table instead).
     """
-    tenants = app.GlobalTable("tenants", default=None, key_type=bytes, value_type=bytes)
-    quotas = app.GlobalTable("quotas", default=None, key_type=bytes)
-    return tenants, quotas
-
-
-class QuotaState(MutableMapping[str, dict[str, Any]]):
-    """The ledger's MutableMapping view of the quota table (str keys, dict values)."""
-
-    def __init__(self, table: MutableMapping[bytes, Any]) -> None:
-        self.table = table
-
-    def __getitem__(self, tenant: str) -> dict[str, Any]:
-        value = self.table.get(tenant.encode())
-        if value is None:
-            raise KeyError(tenant)
-        return dict(value)
-
-    def __setitem__(self, tenant: str, value: dict[str, Any]) -> None:
-        self.table[tenant.encode()] = value
-
-    def __delitem__(self, tenant: str) -> None:
-        del self.table[tenant.encode()]
-
-    def __iter__(self) -> Iterator[str]:
-        return (k.decode() for k in self.table if isinstance(k, bytes))
-
-    def __len__(self) -> int:
-        return len(self.table)
+    return app.GlobalTable("tenants", default=None, key_type=bytes, value_type=bytes)
 
 
 class Runtime(Service):
@@ -79,13 +52,13 @@ class Runtime(Service):
         settings: Settings,
         *,
         tenants: MutableMapping[bytes, Any],
-        quotas: MutableMapping[bytes, Any],
+        ledger: Ledger,
         usage_topic: faust.TopicT,
     ) -> None:
         super().__init__()
         self.settings = settings
         self.tenants = tenants
-        self.quotas = quotas
+        self.ledger = ledger
         self.usage_topic = usage_topic
         self.sink: ClickHouseSink | None = None
         self.client: Any = None
@@ -113,13 +86,10 @@ class Runtime(Service):
         await asyncio.to_thread(apply_retention, self.client, policy)
         self.sink = ClickHouseSink(self.client, on_insert=self.metrics.inserted)
         await self.sink.start()
+        await self.ledger.start()
         self.pool = LLMPool.from_settings(
             self.settings,
-            ledger=QuotaLedger(
-                QuotaState(self.quotas),
-                self.settings.tier_limits,
-                rate=RateWindow.from_settings(self.settings),
-            ),
+            ledger=self.ledger,
             on_usage=self.record_usage,
             registry=self.registry,
         )
@@ -134,6 +104,7 @@ class Runtime(Service):
     async def on_stop(self) -> None:
         if self.pool is not None:
             await self.pool.stop()
+        await self.ledger.stop()
         if self.sink is not None:
             await self.sink.stop()
         if self.client is not None:

@@ -47,6 +47,9 @@ RESPONSES = TopicSpec(
 )
 USAGE = TopicSpec("usage", "tenant", "UsageRecord", timedelta(days=90))
 TENANTS = TopicSpec("tenants", "tenant", "TenantRecord", compacted=True)
+# The quota ledger: operations to the owner of a tenant's budget, and its answers.
+QUOTA_OPS = TopicSpec("quota.ops", "tenant", "LedgerOp", timedelta(days=1))
+QUOTA_REPLIES = TopicSpec("quota.replies", "client id", "LedgerReply", timedelta(hours=1))
 DEADLETTER = TopicSpec("deadletter", "stage", "DeadLetter", timedelta(days=30))
 
 
@@ -63,6 +66,8 @@ class Topics:
     responses: faust.TopicT
     usage: faust.TopicT
     tenants: faust.TopicT
+    quota_ops: faust.TopicT
+    quota_replies: faust.TopicT
     deadletter: faust.TopicT
 
 
@@ -76,6 +81,8 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     RESPONSES,
     USAGE,
     TENANTS,
+    QUOTA_OPS,
+    QUOTA_REPLIES,
     DEADLETTER,
 )
 

@@ -6,6 +6,7 @@ dataflow order:
 
     logs.raw ─ ingest ─► logs.windows ─ detection ─► findings ─ sinks ─► ClickHouse
     llm.requests ─ serving ─► llm.responses        tenants ─ tenants ─► tenant table
+    quota.ops ─ ledger ─► quota.replies   (every LLM call and request, from any worker)
 
 Nothing here runs at import: the CLI calls `build_worker` and hands the app
 to Faust.
@@ -13,15 +14,17 @@ to Faust.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 import faust
 
-from loglytics import detection, incidents, ingest, serving, sinks, tenants, web
+from loglytics import detection, incidents, ingest, ledger, serving, sinks, tenants, web
 from loglytics.app import create_app
 from loglytics.deadletters import DeadLetters
 from loglytics.detection.stage import DetectionStage
 from loglytics.ingest.stage import IngestStage
+from loglytics.kafka_clients import KafkaConnection
 from loglytics.pipeline_metrics import watch_lag
 from loglytics.runtime import Runtime, declare_tables
 from loglytics.serving.service import RequestService
@@ -45,11 +48,24 @@ def build_worker(settings: Settings) -> Worker:
     """The app with every stage registered on it."""
     app = create_app(settings)
     topics = declare(app)
-    tenant_table, quota_table = declare_tables(app)
-    runtime = Runtime(settings, tenants=tenant_table, quotas=quota_table, usage_topic=topics.usage)
+    budgets = ledger.RemoteLedger(
+        KafkaConnection.from_settings(settings),
+        partitions=app.conf.topic_partitions,
+        client_id=f"{app.conf.id}-{uuid.uuid4().hex[:12]}",
+    )
+    runtime = Runtime(
+        settings, tenants=declare_tables(app), ledger=budgets, usage_topic=topics.usage
+    )
     app.service(runtime)  # type: ignore[arg-type]
     metrics = runtime.metrics  # on the registry /metrics serves
     dead_letter = DeadLetters(topics.deadletter, metrics)
+    ledger.register(
+        app,
+        settings,
+        ops=topics.quota_ops,
+        replies=topics.quota_replies,
+        dead_letter=dead_letter,
+    )
     watch_lag(app, metrics)
     ingest_stage = ingest.register(
         app,

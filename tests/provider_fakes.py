@@ -16,7 +16,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from loglytics.embedded.ports import free_port
-from loglytics.providers import LLMPool, OpenAIProvider, QuotaLedger, RetryPolicy
+from loglytics.providers import LLMPool, LocalLedger, OpenAIProvider, QuotaLedger, RetryPolicy
 from loglytics.schemas import UsageRecord
 
 OK_JSON = '{"verdict": "ok", "score": 3}'
@@ -160,7 +160,7 @@ def make_pool(
     options.setdefault("cache_size", 0)
     return LLMPool(
         {"free": list(providers), "pro": list(providers)},
-        ledger=ledger,
+        ledger=LocalLedger(ledger) if ledger is not None else None,
         on_usage=on_usage,
         **options,
     )

@@ -41,8 +41,8 @@ LOWER = {
     "synthetic",
     "testing",
 }
-INFRA = {"app", "deadletters", "runtime"}
-STAGES = {"ingest", "detection", "incidents", "serving", "sinks", "tenants", "web"}
+INFRA = {"app", "deadletters", "runtime", "transport"}
+STAGES = {"ingest", "detection", "incidents", "ledger", "serving", "sinks", "tenants", "web"}
 TOP = {"worker", "cli", "commands", "bench", "embedded", "gateway", "__main__"}
 RANK = {**dict.fromkeys(LOWER, 0), **dict.fromkeys(INFRA, 1), **dict.fromkeys(STAGES, 2)}
 RANK.update(dict.fromkeys(TOP, 3))

@@ -20,6 +20,7 @@ from loglytics.providers import (
     ChatRequest,
     ChatResult,
     LLMPool,
+    LocalLedger,
     OllamaProvider,
     OpenAIProvider,
     PoolResult,
@@ -110,7 +111,7 @@ async def test_pool_structured_output_and_stream(llamacpp_url: str) -> None:
 
     ledger = QuotaLedger({}, load_settings().tier_limits)
     settings = load_settings(llamacpp_base_url=llamacpp_url)
-    pool = LLMPool.from_settings(settings, ledger=ledger, on_usage=on_usage)
+    pool = LLMPool.from_settings(settings, ledger=LocalLedger(ledger), on_usage=on_usage)
     try:
         result = await pool.complete(
             tenant="acme",

@@ -161,13 +161,17 @@ NOON = dt.datetime(2025, 3, 31, 12, 0, tzinfo=dt.UTC).timestamp()
 
 
 def test_ledger_reserves_settles_and_writes_whole_state() -> None:
+    """The hold is written with the counters (a new owner must see it), and goes on settle."""
     table = RecordingTable()
     ledger = QuotaLedger(table, lambda tier: (1000, 10), clock=Clock(NOON))
     res = ledger.reserve("acme", "free", 300)
+    assert table["acme"]["holds"][res.id]["tokens"] == 300
     ledger.settle(res, 120)
     ledger.settle(res, 120)  # idempotent
-    assert table["acme"] == {"month": "2025-03", "tokens": 120, "day": "2025-03-31", "calls": 1}
-    assert table.writes == [("acme", table["acme"])]
+    counters = {k: table["acme"][k] for k in ("month", "tokens", "day", "calls")}
+    assert counters == {"month": "2025-03", "tokens": 120, "day": "2025-03-31", "calls": 1}
+    assert table["acme"]["holds"] == {} and res.id in table["acme"]["settled"]
+    assert [key for key, _ in table.writes] == ["acme", "acme"]  # reserve, settle once
 
 
 def test_ledger_refuses_over_tokens_with_time_to_month_end() -> None:

@@ -18,10 +18,11 @@ from loglytics.providers.errors import (
     RateLimited,
     SchemaBoundsError,
 )
+from loglytics.providers.ledger import Ledger, LocalLedger
 from loglytics.providers.ollama import OllamaProvider
 from loglytics.providers.openai import OpenAIProvider
 from loglytics.providers.pool import LLMPool
-from loglytics.providers.quota import QuotaLedger, Reservation
+from loglytics.providers.quota import QuotaLedger, RateWindow, Reservation
 from loglytics.providers.results import PoolResult, PoolStreamEvent, RetryPolicy
 from loglytics.providers.structured import json_schema_for, parse_output, structured_output
 
@@ -33,6 +34,8 @@ __all__ = [
     "HealthInfo",
     "InvalidOutput",
     "LLMPool",
+    "Ledger",
+    "LocalLedger",
     "NoProviderAvailable",
     "OllamaProvider",
     "OpenAIProvider",
@@ -44,6 +47,7 @@ __all__ = [
     "QuotaExceeded",
     "QuotaLedger",
     "RateLimited",
+    "RateWindow",
     "Reservation",
     "RetryPolicy",
     "SchemaBoundsError",

@@ -16,8 +16,9 @@ from collections.abc import Awaitable, Callable
 
 from loglytics.providers.calls import PoolCall
 from loglytics.providers.errors import PoolError
+from loglytics.providers.ledger import Ledger
 from loglytics.providers.metrics import PoolMetrics
-from loglytics.providers.quota import QuotaLedger, Reservation
+from loglytics.providers.quota import Reservation
 from loglytics.providers.results import PoolResult
 from loglytics.providers.tokens import usage_from
 from loglytics.schemas import UsageRecord
@@ -31,19 +32,35 @@ class Accounting:
     """Reserves before a call, books after it; owns the records still being emitted."""
 
     def __init__(
-        self, ledger: QuotaLedger | None, on_usage: UsageCallback | None, metrics: PoolMetrics
+        self,
+        ledger: Ledger | None,
+        on_usage: UsageCallback | None,
+        metrics: PoolMetrics,
+        *,
+        lease_s: float,
     ) -> None:
         self.ledger = ledger
+        self.lease_s = lease_s
         self._on_usage = on_usage
         self.metrics = metrics
         self._background: set[asyncio.Task[None]] = set()
 
-    def reserve(self, call: PoolCall) -> Reservation | None:
-        """Hold the call's worst case, or raise `QuotaExceeded` (counted) with nothing held."""
+    async def reserve(self, call: PoolCall) -> Reservation | None:
+        """Hold the call's worst case, or raise `QuotaExceeded` (counted) with nothing held.
+
+        The hold's lease outlasts the longest the call may run; the call id
+        makes the hold the same one when the call is made again after a crash.
+        """
         if self.ledger is None:
             return None
         try:
-            return self.ledger.reserve(call.tenant, call.tier, call.reserve_tokens)
+            return await self.ledger.reserve(
+                call.tenant,
+                call.tier,
+                call.reserve_tokens,
+                call_id=call.call_id,
+                lease_s=self.lease_s,
+            )
         except PoolError as exc:
             self.metrics.calls.labels(call.tier, call.task, "", exc.error).inc()
             self.metrics.errors.labels("", exc.error).inc()
@@ -53,14 +70,27 @@ class Accounting:
         """The context a call runs in; leaving it settles the reservation and reports usage."""
         return Booking(self, call, reservation)
 
-    def settle(self, reservation: Reservation | None, tokens: int | None) -> None:
-        """Charge `tokens`, or release the hold uncharged when `tokens` is None."""
+    async def settle(self, reservation: Reservation | None, tokens: int | None) -> None:
+        """Charge `tokens`, or release the hold uncharged when `tokens` is None.
+
+        A settlement that cannot reach the ledger is logged, not raised: the
+        hold's lease charges it at its reserved amount.
+        """
         if reservation is None or self.ledger is None:
             return
-        if tokens is None:
-            self.ledger.release(reservation)
-        else:
-            self.ledger.settle(reservation, tokens)
+        try:
+            if tokens is None:
+                await self.ledger.release(reservation)
+            else:
+                await self.ledger.settle(reservation, tokens)
+        except Exception:  # the answer is owed to the caller; the lease settles the hold
+            log.exception("settling call %s failed; its lease will", reservation.id)
+
+    def settle_later(self, reservation: Reservation | None, tokens: int | None) -> None:
+        """Settle in the background (the call was cancelled and must not await anything)."""
+        task = asyncio.ensure_future(self.settle(reservation, tokens))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def emit(self, record: UsageRecord) -> None:
         """Hand the record to `on_usage`; a failing sink is logged, never raised."""
@@ -154,11 +184,16 @@ class Booking:
             metrics.errors.labels(call.served.provider if call.served else "", exc.error).inc()
         provider, model = self._charged_to()
         metrics.calls.labels(call.tier, call.task, provider, _outcome(exc, self.hit)).inc()
-        accounting.settle(self.reservation, call.usage.total if provider else None)
+        charge = call.usage.total if provider else None
+        cancelled = exc is not None and not isinstance(exc, Exception)
+        if cancelled:
+            accounting.settle_later(self.reservation, charge)
+        else:
+            await accounting.settle(self.reservation, charge)
         if not provider:
             return
         record = self._record(provider, model)
-        if exc is not None and not isinstance(exc, Exception):
+        if cancelled:
             accounting.emit_later(record)
             return
         await accounting.emit(record)

@@ -38,6 +38,7 @@ class PoolCall:
     chain: list[ProviderSlot]
     key: str
     reserve_tokens: int
+    call_id: str = ""
     started: float = field(default_factory=time.perf_counter)
     usage: TokenUsage = field(default_factory=TokenUsage)
     served: ChatResult | None = None
@@ -92,6 +93,7 @@ class CallBuilder:
         max_tokens: int | None,
         temperature: float | None,
         request_id: str,
+        call_id: str = "",
     ) -> PoolCall:
         """The call, or `ValueError` when the arguments themselves are wrong."""
         if tier not in self._tiers:
@@ -125,4 +127,6 @@ class CallBuilder:
         )
         # The worst case a call may spend: prompt + completion, twice if a repair may follow.
         worst = (estimate_messages(request.messages) + limit) * (2 if output is not None else 1)
-        return PoolCall(tenant, tier, task, request_id, request, output, list(chain), key, worst)
+        return PoolCall(
+            tenant, tier, task, request_id, request, output, list(chain), key, worst, call_id
+        )

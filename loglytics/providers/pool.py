@@ -39,6 +39,7 @@ from loglytics.providers.calls import CallBuilder, PoolCall
 from loglytics.providers.catalog import tiers_from_settings
 from loglytics.providers.errors import InvalidOutput, NoProviderAvailable, ProviderError
 from loglytics.providers.health import HealthMonitor
+from loglytics.providers.ledger import Ledger, LocalLedger
 from loglytics.providers.metrics import PoolMetrics
 from loglytics.providers.quota import QuotaLedger
 from loglytics.providers.results import PoolResult, PoolStreamEvent, RetryPolicy
@@ -81,7 +82,7 @@ class LLMPool:
         self,
         tiers: Mapping[Tier, Sequence[Provider]],
         *,
-        ledger: QuotaLedger | None = None,
+        ledger: Ledger | None = None,
         on_usage: UsageCallback | None = None,
         timeout: float = 60.0,
         default_max_tokens: int = 384,
@@ -113,7 +114,9 @@ class LLMPool:
         self._attempts = Attempts(
             retry=self.retry, timeout=timeout, metrics=self.metrics, rng=rng or random.Random()
         )
-        self._accounting = Accounting(ledger, on_usage, self.metrics)
+        self._accounting = Accounting(
+            ledger, on_usage, self.metrics, lease_s=self._longest_call(timeout)
+        )
         self._health = HealthMonitor(
             self._slots,
             self._tiers,
@@ -122,12 +125,18 @@ class LLMPool:
             interval=health_interval,
         )
 
+    def _longest_call(self, timeout: float) -> float:
+        """How long one call may run at most (every attempt on every provider of the
+        longest chain, twice for a repair round), plus a margin: its hold's lease."""
+        longest_chain = max((len(chain) for chain in self._tiers.values()), default=1)
+        return timeout * self.retry.attempts * longest_chain * 2 + 30.0
+
     @classmethod
     def from_settings(
         cls,
         settings: Settings,
         *,
-        ledger: QuotaLedger | None = None,
+        ledger: Ledger | None = None,
         on_usage: UsageCallback | None = None,
         registry: CollectorRegistry | None = None,
         parallel: Mapping[str, int] | None = None,
@@ -151,7 +160,9 @@ class LLMPool:
         options.setdefault("cache_ttl", settings.llm_cache_ttl_seconds)
         return cls(
             tiers,
-            ledger=ledger if ledger is not None else QuotaLedger({}, settings.tier_limits),
+            ledger=ledger
+            if ledger is not None
+            else LocalLedger(QuotaLedger({}, settings.tier_limits)),
             on_usage=on_usage,
             registry=registry,
             **options,
@@ -164,7 +175,7 @@ class LLMPool:
         return self.metrics.registry
 
     @property
-    def ledger(self) -> QuotaLedger | None:
+    def ledger(self) -> Ledger | None:
         return self._accounting.ledger
 
     @property
@@ -235,6 +246,7 @@ class LLMPool:
         max_tokens: int | None = None,
         temperature: float | None = None,
         request_id: str = "",
+        call_id: str = "",
     ) -> PoolResult:
         """Serve one call, or raise `QuotaExceeded`, `NoProviderAvailable` or `InvalidOutput`.
 
@@ -243,12 +255,14 @@ class LLMPool:
         `output` makes the reply structured: its schema goes to the provider,
         the reply is validated into `PoolResult.data`, with one repair round.
         `ValueError` means the arguments themselves are wrong (empty messages,
-        unknown tier, unbounded output model).
+        unknown tier, unbounded output model). `call_id` names the call for the
+        ledger (request id and call number): made again after a crash, the call
+        finds its own hold or settlement, so it is charged once; empty: a new id.
         """
         call = self._calls.build(
-            tenant, tier, task, messages, output, max_tokens, temperature, request_id
+            tenant, tier, task, messages, output, max_tokens, temperature, request_id, call_id
         )
-        reservation = self._accounting.reserve(call)
+        reservation = await self._accounting.reserve(call)
         async with self._accounting.book(call, reservation) as book:
             hit = self._cache_hit(call)
             if hit is not None:
@@ -270,6 +284,7 @@ class LLMPool:
         max_tokens: int | None = None,
         temperature: float | None = None,
         request_id: str = "",
+        call_id: str = "",
     ) -> AsyncGenerator[PoolStreamEvent, None]:
         """Deltas as they arrive, then one `PoolResult`; errors as in `complete`.
 
@@ -278,9 +293,9 @@ class LLMPool:
         `NoProviderAvailable`. Close the iterator (`aclosing`) if you stop early.
         """
         call = self._calls.build(
-            tenant, tier, task, messages, output, max_tokens, temperature, request_id
+            tenant, tier, task, messages, output, max_tokens, temperature, request_id, call_id
         )
-        reservation = self._accounting.reserve(call)
+        reservation = await self._accounting.reserve(call)
         async with self._accounting.book(call, reservation) as book:
             hit = self._cache_hit(call)
             if hit is not None:

@@ -1,40 +1,45 @@
-"""Per-tenant quotas: tokens per UTC month and calls per UTC day, checked before the call.
+"""Per-tenant quotas: tokens per UTC month, calls per UTC day, requests per sliding window.
 
 Why reserve-then-settle: checking "used < limit" after the fact lets twenty
 concurrent calls each see the same headroom and overrun twenty-fold. Here a
-call is admitted only while `used + in-flight reservations < limit`, and it
-reserves its worst case (prompt estimate + max_tokens), so concurrent calls
-can overrun a limit by at most the one call admitted last. `settle` then
-charges what the provider actually reported.
+call is admitted only while `used + held < limit`, and it holds its worst case
+(prompt estimate + max_tokens), so concurrent calls can overrun a limit by at
+most the one call admitted last. `settle` then charges what the provider
+actually reported.
 
-State lives in the mapping passed in: the worker passes a Faust table (keyed
-by tenant, changelog-backed), tests pass a dict. Faust persists a value only
-on `__setitem__`, so every change writes the whole dict back. In-flight
-reservations are kept in memory on purpose: after a crash they must vanish,
-not pin a tenant's budget forever.
+`QuotaLedger` is the book: the decisions over one mapping of tenant records
+(`TenantBudget`). In a worker that mapping is the tenant's partition of the
+ledger table, and only that partition's owner applies operations to it (see
+`loglytics.ledger`); tests and single-process tools pass a dict. Every
+decision is synchronous: a check and its write happen with no await between,
+so two operations can never both take the last unit of headroom.
 
-The request rate limit (`RateWindow`: N requests per sliding window) is kept
-in the same per-tenant entry: `admit_request` is called once per request where
-requests are admitted (the serving stage), before any task runs. The window is
-the timestamps of the admitted requests still inside it, so the limit holds
-exactly, whichever gateway a request came through; the worker that owns a
-tenant's request partition is the one that counts it.
+Holds are leases. A hold not settled by its expiry is charged at its reserved
+amount, not released: its caller died after being admitted, whether the model
+ran is unknown, and charging the worst case keeps the limit an upper bound
+(a crash loop cannot spend tokens uncounted). A request processed again
+reuses its call ids, so it takes over its own hold, or finds it already
+charged and is not charged twice.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import time
+import uuid
 from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass, field
-from itertools import count
+from dataclasses import dataclass
 from typing import Any
 
+from loglytics.providers.budget import SETTLED_MEMORY_S, Hold, Periods, TenantBudget
 from loglytics.providers.errors import QuotaExceeded, RateLimited
+from loglytics.schemas import LedgerStatus
 from loglytics.settings import Settings, Tier
 
 Limits = Callable[[Tier], tuple[int, int]]
 """tier -> (tokens per month, calls per day), e.g. `Settings.tier_limits`."""
+
+DEFAULT_LEASE_S = 600.0
+"""A hold's lease when the caller gives none: longer than any call may take."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,39 +70,21 @@ class RateStatus:
 
 @dataclass(frozen=True, slots=True)
 class Reservation:
-    """An admitted call's hold on the tenant's budget until `settle` or `release`."""
+    """An admitted call's hold on the tenant's budget until `settle` or `release`.
 
-    id: int
+    `already_settled` marks a call id that was paid for before (a request
+    processed again): settling or releasing it changes nothing.
+    """
+
+    id: str
     tenant: str
     tier: Tier
     tokens: int
-    month: str
-    day: str
-
-
-@dataclass(slots=True)
-class _InFlight:
-    tokens: int = 0
-    calls: int = 0
-    ids: set[int] = field(default_factory=set)
-
-
-def _periods(now: float) -> tuple[str, str, float, float]:
-    """(month key, day key, seconds to next UTC day, seconds to next UTC month)."""
-    t = dt.datetime.fromtimestamp(now, tz=dt.UTC)
-    next_day = (t + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    first = t.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    next_month = (first + dt.timedelta(days=32)).replace(day=1)
-    return (
-        t.strftime("%Y-%m"),
-        t.strftime("%Y-%m-%d"),
-        (next_day - t).total_seconds(),
-        (next_month - t).total_seconds(),
-    )
+    already_settled: bool = False
 
 
 class QuotaLedger:
-    """Admission and accounting of tokens and calls per tenant."""
+    """Admission and accounting of tokens, calls and requests per tenant (the book)."""
 
     def __init__(
         self,
@@ -111,49 +98,65 @@ class QuotaLedger:
         self._limits = limits
         self._clock = clock
         self.rate = rate
-        self._in_flight: dict[str, _InFlight] = {}
-        self._ids = count(1)
 
     def limits(self, tier: Tier) -> tuple[int, int]:
         """(tokens per month, calls per day) of a tier, as `reserve` enforces them."""
         return self._limits(tier)
 
-    def resets(self) -> tuple[float, float]:
-        """(seconds to the next UTC day, seconds to the next UTC month): when the call and
-        the token counters start again."""
-        _, _, to_day, to_month = _periods(self._clock())
-        return to_day, to_month
+    def _load(self, tenant: str, now: float) -> TenantBudget:
+        """The tenant's record, rolled to the current periods, expired holds charged."""
+        budget = TenantBudget.from_json(self._state.get(tenant))
+        periods = Periods.at(now)
+        budget.roll(periods.month, periods.day)
+        self._expire(budget, now)
+        return budget
 
-    def _window(self, tenant: str, now: float) -> list[float]:
-        """The tenant's admitted request times still inside the window, oldest first."""
-        rate = self.rate
-        if rate is None:
-            return []
-        stored = self._state.get(tenant) or {}
-        times = stored.get("window") or []
-        return [float(t) for t in times if isinstance(t, int | float) and t > now - rate.seconds]
+    def _save(self, tenant: str, budget: TenantBudget, now: float) -> None:
+        window = self.rate.seconds if self.rate is not None else 0.0
+        budget.forget_before(now - SETTLED_MEMORY_S, now - window)
+        self._state[tenant] = budget.to_json()
+
+    @staticmethod
+    def _expire(budget: TenantBudget, now: float) -> None:
+        """Charge every hold whose lease has ended at its reserved amount (see the module)."""
+        for call_id, hold in list(budget.holds.items()):
+            if hold.expires_at <= now:
+                del budget.holds[call_id]
+                budget.tokens += hold.tokens
+                budget.calls += 1
+                budget.settled[call_id] = now
 
     def rate_status(self, tenant: str) -> RateStatus:
         rate = self.rate
         if rate is None:
             return RateStatus(used=0, limit=None, window_seconds=0.0, resets_in=0.0)
         now = self._clock()
-        times = self._window(tenant, now)
+        times = self._window_times(self._load(tenant, now), now)
         full = len(times) >= rate.requests
         resets_in = max(0.0, times[-rate.requests] + rate.seconds - now) if full else 0.0
         return RateStatus(len(times), rate.requests, rate.seconds, resets_in)
 
-    def admit_request(self, tenant: str) -> None:
+    def _window_times(self, budget: TenantBudget, now: float) -> list[float]:
+        """The admitted request times still inside the window, oldest first."""
+        rate = self.rate
+        if rate is None:
+            return []
+        return sorted(t for t in budget.window.values() if t > now - rate.seconds)
+
+    def admit_request(self, tenant: str, request_id: str = "") -> None:
         """Count one request against the tenant's window, or raise `RateLimited`.
 
-        Synchronous on purpose: the check and the count happen with no await in
-        between, so concurrent requests on one worker cannot both take the last slot.
+        A request id already in the window is admitted again without counting
+        (the request is being processed a second time).
         """
         rate = self.rate
         if rate is None:
             return
         now = self._clock()
-        times = self._window(tenant, now)
+        budget = self._load(tenant, now)
+        if request_id and request_id in budget.window:
+            return
+        times = self._window_times(budget, now)
         if len(times) >= rate.requests:
             wait = times[-rate.requests] + rate.seconds - now
             raise RateLimited(
@@ -161,72 +164,112 @@ class QuotaLedger:
                 retry_after=max(0.001, wait),
                 limit=rate.requests,
             )
-        stored = dict(self._state.get(tenant) or {})
-        stored["window"] = [*times, now]
-        self._state[tenant] = stored
+        budget.window[request_id or f"local-{uuid.uuid4().hex}"] = now
+        self._save(tenant, budget, now)
 
     def usage(self, tenant: str) -> dict[str, Any]:
         """The tenant's current period counters (rolled over if the period changed)."""
-        month, day, _, _ = _periods(self._clock())
-        return self._current(tenant, month, day)
+        budget = self._load(tenant, self._clock())
+        return {
+            "month": budget.month,
+            "tokens": budget.tokens,
+            "day": budget.day,
+            "calls": budget.calls,
+        }
 
-    def _current(self, tenant: str, month: str, day: str) -> dict[str, Any]:
-        stored = self._state.get(tenant) or {}
-        tokens = int(stored.get("tokens", 0)) if stored.get("month") == month else 0
-        calls = int(stored.get("calls", 0)) if stored.get("day") == day else 0
-        return {"month": month, "tokens": tokens, "day": day, "calls": calls}
-
-    def reserve(self, tenant: str, tier: Tier, tokens: int) -> Reservation:
-        """Admit a call that may use up to `tokens`, or raise `QuotaExceeded` (nothing held)."""
+    def status(self, tenant: str, tier: Tier) -> LedgerStatus:
+        """Everything `usage` reports, with the holds, the limits and when each resets."""
         now = self._clock()
-        month, day, to_day, to_month = _periods(now)
+        budget = self._load(tenant, now)
+        periods = Periods.at(now)
         token_limit, call_limit = self._limits(tier)
-        used = self._current(tenant, month, day)
-        flight = self._in_flight.get(tenant) or _InFlight()
-        if used["calls"] + flight.calls >= call_limit:
+        rate = self.rate_status(tenant)
+        return LedgerStatus(
+            month=budget.month,
+            tokens=budget.tokens,
+            day=budget.day,
+            calls=budget.calls,
+            token_limit=token_limit,
+            call_limit=call_limit,
+            held_tokens=budget.held_tokens,
+            held_calls=budget.held_calls,
+            day_resets_in=periods.day_resets_in,
+            month_resets_in=periods.month_resets_in,
+            rate_used=rate.used,
+            rate_limit=rate.limit,
+            rate_window_s=rate.window_seconds,
+            rate_resets_in=rate.resets_in,
+        )
+
+    def reserve(
+        self,
+        tenant: str,
+        tier: Tier,
+        tokens: int,
+        *,
+        call_id: str = "",
+        lease_s: float = DEFAULT_LEASE_S,
+    ) -> Reservation:
+        """Admit a call that may use up to `tokens`, or raise `QuotaExceeded` (nothing held).
+
+        A call id that already holds is renewed; one already settled is
+        admitted as `already_settled` (paid for, nothing more to charge).
+        """
+        now = self._clock()
+        budget = self._load(tenant, now)
+        held = budget.holds.get(call_id) if call_id else None
+        if held is not None:
+            held.expires_at = max(held.expires_at, now + lease_s)
+            self._save(tenant, budget, now)
+            return Reservation(call_id, tenant, tier, held.tokens)
+        if call_id and call_id in budget.settled:
+            return Reservation(call_id, tenant, tier, 0, already_settled=True)
+        self._check(budget, tenant, tier, Periods.at(now))
+        reservation = Reservation(
+            call_id or f"local-{uuid.uuid4().hex}", tenant, tier, max(0, tokens)
+        )
+        budget.holds[reservation.id] = Hold(reservation.tokens, now + lease_s)
+        self._save(tenant, budget, now)
+        return reservation
+
+    def _check(self, budget: TenantBudget, tenant: str, tier: Tier, periods: Periods) -> None:
+        token_limit, call_limit = self._limits(tier)
+        if budget.calls + budget.held_calls >= call_limit:
             raise QuotaExceeded(
                 f"tenant {tenant!r} reached its {tier} limit of {call_limit} calls per day",
-                retry_after=to_day,
+                retry_after=periods.day_resets_in,
                 limit=call_limit,
             )
-        if used["tokens"] + flight.tokens >= token_limit:
+        if budget.tokens + budget.held_tokens >= token_limit:
             raise QuotaExceeded(
                 f"tenant {tenant!r} reached its {tier} limit of {token_limit} tokens per month",
-                retry_after=to_month,
+                retry_after=periods.month_resets_in,
                 limit=token_limit,
             )
-        reservation = Reservation(next(self._ids), tenant, tier, max(0, tokens), month, day)
-        flight.tokens += reservation.tokens
-        flight.calls += 1
-        flight.ids.add(reservation.id)
-        self._in_flight[tenant] = flight
-        return reservation
 
     def settle(
         self, reservation: Reservation, actual_tokens: int, *, count_call: bool = True
     ) -> None:
-        """Charge what the call really used and drop its hold; idempotent per reservation."""
-        if not self._drop(reservation):
+        """Charge what the call really used and drop its hold; idempotent per call id."""
+        if reservation.already_settled:
             return
-        month, day, _, _ = _periods(self._clock())
-        current = self._current(reservation.tenant, month, day)
+        now = self._clock()
+        budget = self._load(reservation.tenant, now)
+        if reservation.id in budget.settled:
+            return
+        # A hold lost with its record is charged all the same: tokens were spent.
+        budget.holds.pop(reservation.id, None)
         # A call that straddled a period boundary is charged to the period it ends in.
-        current["tokens"] += max(0, actual_tokens)
-        current["calls"] += 1 if count_call else 0
-        stored = self._state.get(reservation.tenant) or {}
-        self._state[reservation.tenant] = {**stored, **current}
+        budget.tokens += max(0, actual_tokens)
+        budget.calls += 1 if count_call else 0
+        budget.settled[reservation.id] = now
+        self._save(reservation.tenant, budget, now)
 
     def release(self, reservation: Reservation) -> None:
         """Drop the hold without charging (the call never reached a model)."""
-        self._drop(reservation)
-
-    def _drop(self, reservation: Reservation) -> bool:
-        flight = self._in_flight.get(reservation.tenant)
-        if flight is None or reservation.id not in flight.ids:
-            return False
-        flight.ids.discard(reservation.id)
-        flight.tokens -= reservation.tokens
-        flight.calls -= 1
-        if not flight.ids:
-            del self._in_flight[reservation.tenant]
-        return True
+        if reservation.already_settled:
+            return
+        now = self._clock()
+        budget = self._load(reservation.tenant, now)
+        if budget.holds.pop(reservation.id, None) is not None:
+            self._save(reservation.tenant, budget, now)

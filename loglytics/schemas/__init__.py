@@ -26,6 +26,7 @@ from loglytics.schemas.incidents import (
     ResolvedBy,
     incident_id,
 )
+from loglytics.schemas.ledger import LedgerOp, LedgerReply, LedgerStatus
 from loglytics.schemas.llm import (
     TASKS,
     ErrorInfo,
@@ -58,6 +59,9 @@ __all__ = [
     "LLMRequest",
     "LLMResponse",
     "LLMStreamChunk",
+    "LedgerOp",
+    "LedgerReply",
+    "LedgerStatus",
     "LogBatch",
     "LogEvent",
     "Mute",

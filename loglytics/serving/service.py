@@ -19,7 +19,7 @@ import faust
 from faust.types import EventT
 
 from loglytics.deadletters import DeadLetterFn
-from loglytics.providers import PoolError, RateLimited
+from loglytics.providers import NoProviderAvailable, PoolError, RateLimited
 from loglytics.runtime import Runtime
 from loglytics.schemas import (
     ErrorInfo,
@@ -95,17 +95,23 @@ class RequestService:
             return ErrorInfo(
                 error="unknown_task", message=f"unknown task {request.task!r}; {known}"
             )
-        return self._admit(request)
+        return None
 
-    def _admit(self, request: LLMRequest) -> ErrorInfo | None:
-        """Count the request in its tenant's rate window (the quota ledger's), or refuse it."""
+    async def _admit(self, request: LLMRequest) -> ErrorInfo | None:
+        """Count the request in its tenant's rate window (the ledger owner's), or refuse it.
+
+        Keyed by request id: a request processed again after a crash is not
+        counted twice.
+        """
         pool = self.runtime.pool
         ledger = pool.ledger if pool is not None else None
         if ledger is None:
             return None
         try:
-            ledger.admit_request(request.tenant)
-        except RateLimited as exc:
+            await ledger.admit_request(
+                request.tenant, request.request_id, self.runtime.tier_of(request.tenant)
+            )
+        except (RateLimited, NoProviderAvailable) as exc:
             return ErrorInfo(
                 error=exc.error, message=exc.message, retry_after=exc.retry_after, limit=exc.limit
             )
@@ -165,7 +171,7 @@ class RequestService:
 
     async def serve(self, request: LLMRequest) -> LLMResponse:
         """Authenticate, dispatch and reply (chunks first when streaming); returns the reply."""
-        problem = self._authenticate(request)
+        problem = self._authenticate(request) or await self._admit(request)
         if problem is not None:
             reply = error_reply(
                 request.request_id,

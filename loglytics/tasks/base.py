@@ -109,6 +109,9 @@ class TaskContext:
     streamed: bool = False
     grounding: GroundingMetrics | None = None
     examples: ExampleMode = "shaped"
+    # LLM calls begun so far: the n-th call's ledger id is "<request id>:<n>", the same
+    # when the request is processed again after a crash, so it is charged once.
+    calls_begun: int = 0
 
     @property
     def tenant(self) -> str:
@@ -170,6 +173,7 @@ class TaskContext:
             "max_tokens": limit,
             "temperature": self.request.temperature,
             "request_id": self.request.request_id,
+            "call_id": self._next_call_id(),
         }
         if not stream or self.on_delta is None:
             result = await self.pool.complete(**kwargs)
@@ -188,6 +192,11 @@ class TaskContext:
             result = result_or_none
         self.calls.append(result)
         return result
+
+    def _next_call_id(self) -> str:
+        self.calls_begun += 1
+        rid = self.request.request_id
+        return f"{rid}:{self.calls_begun}" if rid else ""
 
     def usage(self) -> TokenUsage:
         total = TokenUsage()

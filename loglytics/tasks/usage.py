@@ -43,10 +43,8 @@ async def usage(ctx: TaskContext) -> TaskResult:
     if ledger is None:
         raise TaskError("internal", "this worker keeps no quota ledger")
     now = datetime.now(UTC)
-    counters = ledger.usage(ctx.tenant)
-    token_limit, call_limit = ledger.limits(ctx.tier)
-    to_day, to_month = ledger.resets()
-    rate = ledger.rate_status(ctx.tenant)
+    status = await ledger.status(ctx.tenant, ctx.tier)
+    to_day, to_month = status.day_resets_in, status.month_resets_in
 
     def at(seconds: float) -> datetime:
         return now + timedelta(seconds=seconds)
@@ -55,25 +53,29 @@ async def usage(ctx: TaskContext) -> TaskResult:
         tenant=ctx.tenant,
         tier=ctx.tier,
         tokens_this_month=Counter(
-            used=counters["tokens"],
-            limit=token_limit,
+            used=status.tokens,
+            limit=status.token_limit,
             resets_in_seconds=to_month,
             resets_at=at(to_month),
         ),
         api_calls_today=Counter(
-            used=counters["calls"], limit=call_limit, resets_in_seconds=to_day, resets_at=at(to_day)
+            used=status.calls,
+            limit=status.call_limit,
+            resets_in_seconds=to_day,
+            resets_at=at(to_day),
         ),
         rate_limit=RateWindowStatus(
-            used=rate.used,
-            limit=rate.limit,
-            resets_in_seconds=rate.resets_in,
-            resets_at=at(rate.resets_in),
-            window_seconds=rate.window_seconds,
+            used=status.rate_used,
+            limit=status.rate_limit,
+            resets_in_seconds=status.rate_resets_in,
+            resets_at=at(status.rate_resets_in),
+            window_seconds=status.rate_window_s,
         ),
     )
     text = (
-        f"{ctx.tenant} ({ctx.tier}): {counters['tokens']}/{token_limit} tokens this month, "
-        f"{counters['calls']}/{call_limit} calls today, "
-        f"{rate.used}/{rate.limit if rate.limit is not None else '-'} requests in the window"
+        f"{ctx.tenant} ({ctx.tier}): {status.tokens}/{status.token_limit} tokens this month, "
+        f"{status.calls}/{status.call_limit} calls today, "
+        f"{status.rate_used}/{status.rate_limit if status.rate_limit is not None else '-'}"
+        " requests in the window"
     )
     return TaskResult(text=text, data=report.model_dump(mode="json"))
