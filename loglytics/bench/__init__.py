@@ -14,6 +14,7 @@ BENCHMARKS = {
     "providers": "loglytics.bench.providers",
     "detection": "loglytics.bench.detection",
     "grounding": "loglytics.bench.grounding",
+    "scale": "loglytics.bench.scale",
 }
 
 

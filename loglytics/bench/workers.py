@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -186,15 +187,23 @@ class PipelineSpec:
     timeout: float
 
 
-async def pipeline(kafka: KafkaConnection, spec: PipelineSpec) -> PipelineRun:
-    """Run worker processes until logs.windows accounts for every produced line."""
+async def pipeline(
+    kafka: KafkaConnection,
+    spec: PipelineSpec,
+    probe_factory: Callable[[list[int], int], AbsorbProbe] = AbsorbProbe,
+) -> PipelineRun:
+    """Run worker processes until logs.windows accounts for every produced line.
+
+    ``probe_factory(ports, lines)`` builds the counter probe: `bench scale` passes one that
+    also keeps each worker's readings, to find when all of them were busy.
+    """
     app_id = f"bench{uuid.uuid4().hex[:10]}"
     watcher = kafka.consumer(WINDOWS.name, enable_auto_commit=False, auto_offset_reset="latest")
     await watcher.start()
     procs: list[subprocess.Popen[bytes]] = []
     logs: list[Path] = []
     ports = [free_port() for _ in range(spec.workers)]
-    probe = AbsorbProbe(ports, spec.lines)
+    probe = probe_factory(ports, spec.lines)
     probing = None
     try:
         await watcher.seek_to_end()
