@@ -53,11 +53,23 @@ class WorkerProcess:
         self.starts = 0
 
     def start(self, timeout: float = 60.0) -> None:
+        self.wait_ready(self.spawn(), timeout)
+
+    def spawn(self) -> int:
+        """Start the process, not waiting for it; the log offset `wait_ready` reads from.
+
+        Call it from the thread that lives as long as the worker should: the child gets
+        SIGTERM when the thread that spawned it ends (PR_SET_PDEATHSIG is per thread)."""
         self.starts += 1
         marker = self.log_file.stat().st_size if self.log_file.exists() else 0
         self.proc = spawn(
             [sys.executable, "-m", "loglytics", "worker"], self.log_file, tied=True, env=self.env
         )
+        return marker
+
+    def wait_ready(self, marker: int, timeout: float = 60.0) -> None:
+        """Until the worker logs that it is ready (after `marker`); any thread may wait."""
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
