@@ -348,7 +348,7 @@ def admission_half(
 def run(args: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark, print one line per group run and a final JSON line, return it."""
     parser = argparse.ArgumentParser(prog="loglytics bench scale", description=__doc__)
-    parser.add_argument("--lines", type=int, default=2_000_000)
+    parser.add_argument("--lines", type=int, default=3_000_000)
     parser.add_argument("--batch-lines", type=int, default=500, help="lines per LogBatch")
     parser.add_argument("--tenants", type=int, default=4, help="tenants (x5 sources)")
     parser.add_argument("--partitions", type=int, default=4, help="TOPIC_PARTITIONS")
