@@ -11,20 +11,14 @@ same work for a wrong key whichever tenants exist.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
-from loglytics.kafka_admin import ensure_topics
+from loglytics.gateway.follower import TopicFollower
 from loglytics.kafka_clients import KafkaConnection
 from loglytics.schemas import DecodeError, TenantRecord, hash_api_key
 from loglytics.topics import TENANTS
 
 log = logging.getLogger(__name__)
-
-LOAD_TIMEOUT = 60.0
 
 
 class TenantDirectory:
@@ -35,8 +29,13 @@ class TenantDirectory:
         self.partitions = partitions
         self._by_hash: dict[str, TenantRecord] = {}
         self._records: dict[str, TenantRecord] = {}
-        self._consumer: AIOKafkaConsumer | None = None
-        self._follower: asyncio.Task[None] | None = None
+        self._follower = TopicFollower(
+            kafka,
+            (TENANTS.name,),
+            self._apply_record,
+            name="tenant-directory",
+            partitions=partitions,
+        )
 
     def lookup(self, api_key: str) -> TenantRecord | None:
         return self._by_hash.get(hash_api_key(api_key))
@@ -60,50 +59,13 @@ class TenantDirectory:
         if record.enabled:
             self._by_hash.update(dict.fromkeys(record.api_key_hashes, record))
 
+    def _apply_record(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        self.apply(key, value)
+
     async def start(self) -> None:
         """Read the topic to its current end (so known keys work at once), then follow it."""
-        await ensure_topics(self.kafka, self.partitions)
-        consumer = self.kafka.consumer(group_id=None, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            await consumer.topics()
-            parts = consumer.partitions_for_topic(TENANTS.name) or set(range(self.partitions))
-            tps = [TopicPartition(TENANTS.name, p) for p in sorted(parts)]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            ends = await consumer.end_offsets(tps)
-            async with asyncio.timeout(LOAD_TIMEOUT):
-                while any([await consumer.position(tp) < ends[tp] for tp in tps]):
-                    await self._read(consumer, 500)
-        except BaseException:
-            await consumer.stop()
-            raise
-        self._consumer = consumer
-        self._follower = asyncio.create_task(self._follow(consumer), name="tenant-directory")
+        await self._follower.start()
         log.info("tenant directory loaded: %d tenants", len(self._records))
 
-    async def _read(self, consumer: AIOKafkaConsumer, timeout_ms: int) -> None:
-        batch = await consumer.getmany(timeout_ms=timeout_ms)
-        for records in batch.values():
-            for record in records:
-                self.apply(record.key, record.value)
-
-    async def _follow(self, consumer: AIOKafkaConsumer) -> None:
-        while True:
-            try:
-                await self._read(consumer, 200)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a broker hiccup must not freeze the directory for good
-                log.exception("reading the tenants topic failed; retrying")
-                await asyncio.sleep(0.5)
-
     async def stop(self) -> None:
-        if self._follower is not None:
-            self._follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follower
-            self._follower = None
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
+        await self._follower.stop()

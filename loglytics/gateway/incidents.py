@@ -12,21 +12,18 @@ own tenant: another tenant's incident or mute id answers 404, as an unknown one.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import time
 from typing import Annotated, Any, Literal, Protocol
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, Request
 from fastapi import status as http
 from pydantic import BaseModel, Field
 
 from loglytics.gateway.calls import CallerDep
 from loglytics.gateway.errors import ApiError
+from loglytics.gateway.follower import TopicFollower
 from loglytics.gateway.routes import errors
-from loglytics.kafka_admin import ensure_topics
 from loglytics.kafka_clients import KafkaConnection
 from loglytics.partitioning import tenant_partitioner
 from loglytics.schemas import (
@@ -40,9 +37,6 @@ from loglytics.schemas import (
 )
 from loglytics.topics import FEEDBACK, INCIDENTS
 
-log = logging.getLogger(__name__)
-
-LOAD_TIMEOUT = 60.0
 READ_ERRORS = errors(401, 404, 500)
 WRITE_ERRORS = errors(400, 401, 404, 413, 422, 500)
 
@@ -67,9 +61,14 @@ class KafkaIncidentDesk:
         self.partitions = partitions
         self._incidents: dict[str, dict[str, Incident]] = {}
         self._mutes: dict[str, dict[str, Mute]] = {}
-        self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
-        self._follower: asyncio.Task[None] | None = None
+        self._follower = TopicFollower(
+            kafka,
+            (INCIDENTS.name, FEEDBACK.name),
+            self._apply_record,
+            name="incident-desk",
+            partitions=partitions,
+        )
 
     def incidents(self, tenant: str) -> list[Incident]:
         return sorted(self._incidents.get(tenant, {}).values(), key=lambda i: -i.opened_at)
@@ -95,47 +94,18 @@ class KafkaIncidentDesk:
             else:
                 mutes.pop(mute.mute_id, None)
 
+    def _apply_record(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        self.apply(topic, value)
+
     async def start(self) -> None:
         """Read both topics to their current end, then follow them."""
-        await ensure_topics(self.kafka, self.partitions)
-        consumer = self.kafka.consumer(group_id=None, enable_auto_commit=False)
-        await consumer.start()
+        await self._follower.start()
         try:
-            await consumer.topics()
-            tps = [
-                TopicPartition(topic, p)
-                for topic in (INCIDENTS.name, FEEDBACK.name)
-                for p in sorted(consumer.partitions_for_topic(topic) or range(self.partitions))
-            ]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            ends = await consumer.end_offsets(tps)
-            async with asyncio.timeout(LOAD_TIMEOUT):
-                while any([await consumer.position(tp) < ends[tp] for tp in tps]):
-                    await self._read(consumer, 500)
             self._producer = self.kafka.producer(partitioner=tenant_partitioner)
             await self._producer.start()
         except BaseException:
-            await consumer.stop()
+            await self._follower.stop()
             raise
-        self._consumer = consumer
-        self._follower = asyncio.create_task(self._follow(consumer), name="incident-desk")
-
-    async def _read(self, consumer: AIOKafkaConsumer, timeout_ms: int) -> None:
-        batch = await consumer.getmany(timeout_ms=timeout_ms)
-        for tp, records in batch.items():
-            for record in records:
-                self.apply(tp.topic, record.value)
-
-    async def _follow(self, consumer: AIOKafkaConsumer) -> None:
-        while True:
-            try:
-                await self._read(consumer, 200)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a broker hiccup must not freeze the desk for good
-                log.exception("reading the incidents topics failed; retrying")
-                await asyncio.sleep(0.5)
 
     async def send(self, record: IncidentFeedback) -> None:
         if self._producer is None:
@@ -144,15 +114,10 @@ class KafkaIncidentDesk:
         self.apply(FEEDBACK.name, record.to_bytes())  # read-your-writes for the next call
 
     async def stop(self) -> None:
-        if self._follower is not None:
-            self._follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follower
-            self._follower = None
-        for client in (self._producer, self._consumer):
-            if client is not None:
-                await client.stop()
-        self._producer = self._consumer = None
+        await self._follower.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+        self._producer = None
 
 
 class IncidentList(BaseModel):

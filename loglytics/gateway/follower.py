@@ -1,0 +1,98 @@
+"""Read topics to their end, then follow them: how the gateway keeps its views current.
+
+Why one follower: the tenant directory and the incident desk both rebuild a view
+from compacted or retained topics at every start (so replicas share nothing),
+must not answer before the view holds what the topics held when asked (a known
+key must work at once), and must keep following through broker hiccups. Each
+record is handed to `apply`; the view is the caller's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from loglytics.kafka_admin import ensure_topics
+from loglytics.kafka_clients import KafkaConnection
+
+log = logging.getLogger(__name__)
+
+LOAD_TIMEOUT = 60.0
+
+Apply = Callable[[str, bytes | None, bytes | None], None]
+"""One record: its topic, key and value (None for a tombstone)."""
+
+
+class TopicFollower:
+    """Hands every record of `topics`, from the beginning, to `apply`, and keeps doing so."""
+
+    def __init__(
+        self,
+        kafka: KafkaConnection,
+        topics: tuple[str, ...],
+        apply: Apply,
+        *,
+        name: str,
+        partitions: int = 4,
+    ) -> None:
+        self.kafka = kafka
+        self.topics = topics
+        self.apply = apply
+        self.name = name
+        self.partitions = partitions
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Read the topics to their current end (within LOAD_TIMEOUT), then follow them."""
+        await ensure_topics(self.kafka, self.partitions)
+        consumer = self.kafka.consumer(group_id=None, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            await consumer.topics()
+            tps = [
+                TopicPartition(topic, p)
+                for topic in self.topics
+                for p in sorted(consumer.partitions_for_topic(topic) or range(self.partitions))
+            ]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            ends = await consumer.end_offsets(tps)
+            async with asyncio.timeout(LOAD_TIMEOUT):
+                while any([await consumer.position(tp) < ends[tp] for tp in tps]):
+                    await self._read(consumer, 500)
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._follow(consumer), name=self.name)
+
+    async def _read(self, consumer: AIOKafkaConsumer, timeout_ms: int) -> None:
+        batch = await consumer.getmany(timeout_ms=timeout_ms)
+        for tp, records in batch.items():
+            for record in records:
+                self.apply(tp.topic, record.key, record.value)
+
+    async def _follow(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            try:
+                await self._read(consumer, 200)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a broker hiccup must not freeze the view for good
+                log.exception("%s: reading %s failed; retrying", self.name, ", ".join(self.topics))
+                await asyncio.sleep(0.5)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
