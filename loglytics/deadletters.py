@@ -14,7 +14,6 @@ whole message still is; sending it whole would only have the producer refuse it.
 from __future__ import annotations
 
 import base64
-import functools
 import logging
 from typing import Any, Protocol
 
@@ -43,7 +42,6 @@ def record_bytes(value: bytes, key: bytes | None) -> int:
     return int(DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, []))
 
 
-@functools.cache
 def largest_whole_original(limit: int = MAX_MESSAGE_BYTES) -> int:
     """The largest original a dead letter of at most `limit` bytes always carries whole.
 
