@@ -1,8 +1,9 @@
 """Chat: a free-text conversation about logs and operations; no output schema.
 
-Free text because a conversation has no fixed shape, and a streamed reply is
-read as it arrives. The system prompt keeps the model on the tenant's own
-material: it has no access to stored data, so it must not pretend to.
+Free text because a conversation has no fixed shape. The system prompt keeps
+the model on the tenant's own material: it has no access to stored data, so it
+must not pretend to; `tasks.chat` checks the answer against the conversation
+(the grounding check) before it is sent.
 """
 
 from __future__ import annotations

@@ -194,13 +194,17 @@ def is_leak(failure: Failure, prompt: Iterable[str]) -> bool:
     return any(token in text.lower() for text in prompt)
 
 
-def repair_note(failures: Sequence[Failure]) -> str:
-    """The repair round's user turn: what failed, and what to do instead."""
+def repair_note(failures: Sequence[Failure], shape: str = "the same JSON shape") -> str:
+    """The repair round's user turn: what failed, and what to do instead.
+
+    `shape` is what the answer must keep being (free text says so: a JSON shape
+    asked of a chat answer would change what it is).
+    """
     named = "; ".join(f.describe() for f in failures[:MAX_REPORTED])
     more = f" (and {len(failures) - MAX_REPORTED} more)" if len(failures) > MAX_REPORTED else ""
     return (
-        f"Your answer is not grounded in the input: {named}{more}. Answer again with the "
-        "same JSON shape, using only names, numbers and indices that appear in the input, "
+        f"Your answer is not grounded in the input: {named}{more}. Answer again with "
+        f"{shape}, using only names, numbers and indices that appear in the input, "
         "in your own words."
     )
 
