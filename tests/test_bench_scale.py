@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from collections import Counter
 
 import pytest
@@ -65,8 +66,10 @@ def test_keys_spread_evenly_over_the_partitions() -> None:
 def test_the_order_alternates_and_cpu_text_parses() -> None:
     assert worker_order(1) == [1, 2]
     assert worker_order(2) == [1, 2, 2, 1]
-    ticks = "cpu  100 0 50 1000 7 0 10 0 0 0\ncpu0 1 2 3\n"
-    assert machine_busy_s(ticks) > 0
+    ticks = "cpu  100 30 50 1000 7 0 10 0 0 0\ncpu0 1 2 3\n"
+    tick = os.sysconf("SC_CLK_TCK")
+    assert machine_busy_s(ticks) == pytest.approx(190 / tick)  # idle and iowait left out
+    assert machine_busy_s(ticks, (1,)) == pytest.approx(30 / tick)
 
 
 def test_a_tiny_run_ends_with_its_json_line(capsys: pytest.CaptureFixture[str]) -> None:

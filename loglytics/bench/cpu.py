@@ -20,12 +20,14 @@ from typing import Final
 SAMPLE_INTERVAL_S: Final = 0.2
 BUSY_FIELDS: Final = (0, 1, 2, 5, 6, 7)
 """user, nice, system, irq, softirq, steal in /proc/stat's cpu line (idle and iowait are not)."""
+NICE_FIELD: Final = 1
+"""Time in niced processes: other people's embedded models run at nice 10 and yield to us."""
 
 
-def machine_busy_s(stat_text: str) -> float:
-    """CPU seconds all cores have spent busy since boot, from /proc/stat's text."""
+def machine_busy_s(stat_text: str, which: tuple[int, ...] = BUSY_FIELDS) -> float:
+    """CPU seconds all cores have spent busy (or in `which` fields) since boot, from /proc/stat."""
     fields = stat_text.split("\n", 1)[0].split()[1:]
-    return sum(int(fields[i]) for i in BUSY_FIELDS if i < len(fields)) / os.sysconf("SC_CLK_TCK")
+    return sum(int(fields[i]) for i in which if i < len(fields)) / os.sysconf("SC_CLK_TCK")
 
 
 def children_cpu_s(parent: int) -> dict[int, float]:
@@ -49,6 +51,7 @@ class Sample:
     at: float
     """perf_counter time."""
     machine: float
+    niced: float
     broker: float
     workers: float
     bench: float
@@ -63,11 +66,13 @@ class CpuSampler:
 
     def sample(self) -> None:
         kids = children_cpu_s(os.getpid())
+        stat = Path("/proc/stat").read_text()
         broker = kids.pop(self.broker_pid, 0.0)
         self.samples.append(
             Sample(
                 at=time.perf_counter(),
-                machine=machine_busy_s(Path("/proc/stat").read_text()),
+                machine=machine_busy_s(stat),
+                niced=machine_busy_s(stat, (NICE_FIELD,)),
                 broker=broker,
                 workers=sum(kids.values()),
                 bench=time.process_time(),
@@ -81,7 +86,11 @@ class CpuSampler:
             await asyncio.sleep(SAMPLE_INTERVAL_S)
 
     def cores(self, start: float, end: float) -> dict[str, float] | None:
-        """Mean cores each kind used between `start` and `end` (``other``: the rest of the load)."""
+        """Mean cores each kind used between `start` and `end`.
+
+        ``other`` is the rest of the machine's load, and ``niced`` the part of all
+        of it in niced processes (none of ours), which gives way to un-niced work.
+        """
         if end <= start or len(self.samples) < 2:
             return None
         times = [s.at for s in self.samples]
@@ -90,7 +99,7 @@ class CpuSampler:
         used = {
             name: (_at(self.samples, times, end, name) - _at(self.samples, times, start, name))
             / (end - start)
-            for name in ("machine", "broker", "workers", "bench")
+            for name in ("machine", "niced", "broker", "workers", "bench")
         }
         used["other"] = used["machine"] - used["broker"] - used["workers"] - used["bench"]
         return {name: round(value, 2) for name, value in used.items()}
