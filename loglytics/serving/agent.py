@@ -21,9 +21,11 @@ drop later ones (`loglytics.clients.RequestClient`, which the gateway uses),
 and the tenant is charged once because the quota ledger settles each call
 once per call id, however often it is replayed.
 
-A rebalance or a clean stop waits for the requests in flight to be answered
-(Faust's `stream_wait_empty`), so a graceful hand-over answers them where they
-started; only a crash leaves them to the next owner.
+A rebalance does not wait for the requests in flight (`offsets.Holds`): they
+are acked when it starts and answered where they started. A clean stop waits for
+them (Faust's `stream_wait_empty`) and then commits; only a crash leaves requests
+to the partition's next owner. Records Faust's fetch loop drops around a
+rebalance are fetched again (`offsets.Refetch`).
 
 A consumer group that has never committed on `llm.requests` (a new
 deployment, app id or test worker) starts at the topic's earliest offset like
@@ -46,6 +48,7 @@ from loglytics.deadletters import DeadLetterFn
 from loglytics.kafka_clients import KafkaConnection
 from loglytics.runtime import Runtime
 from loglytics.serving.metrics import RequestMetrics
+from loglytics.serving.offsets import Holds, Refetch
 from loglytics.serving.protocol import fresh_group
 from loglytics.serving.service import RequestService
 
@@ -81,25 +84,37 @@ def register(
         if not_before:
             log.info("new consumer group: requests produced before this worker are skipped")
         gate = asyncio.Semaphore(MAX_IN_FLIGHT)
-        running: set[asyncio.Task[None]] = set()
         manual = cast(faust.Stream[bytes], stream).noack()  # StreamT does not declare it
+        holds = Holds(manual)
+        refetch = Refetch(app, requests.get_topic_name())
+        running: set[asyncio.Task[None]] = {
+            asyncio.create_task(holds.let_go_on_rebalance(app)),
+            asyncio.create_task(refetch.watch()),
+        }
 
         async def serve_then_ack(event: EventT[bytes]) -> None:
             """Ack only once the request's final reply (or its dead letter) is on the broker."""
             await service.guarded(event, not_before)
             await app.producer.flush()  # a reply still buffered here would die with us
-            await manual.ack(event)  # not reached when cancelled: the next owner replays it
+            await holds.ack(event)  # not reached when cancelled: the next owner replays it
 
         def done(task: asyncio.Task[None]) -> None:
             running.discard(task)
             gate.release()
 
         try:
+            refetch.waiting()
             async for event in manual.events():
+                holds.hold(event)  # held while it waits for a slot too
+                if not await refetch.fresh(event):
+                    await holds.ack(event)  # passed on before: a refetch brought it again
+                    refetch.waiting()
+                    continue
                 await gate.acquire()
                 task = asyncio.create_task(serve_then_ack(event))
                 running.add(task)
                 task.add_done_callback(done)
+                refetch.waiting()
         finally:
             for task in list(running):
                 task.cancel()
