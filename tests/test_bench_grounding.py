@@ -7,7 +7,16 @@ import asyncio
 import functools
 from typing import Any, cast
 
-from loglytics.bench.grounding import Plan, bench, rates, report, round_calls, table, timed
+from loglytics.bench.grounding import (
+    Plan,
+    answered_first_try,
+    bench,
+    rates,
+    report,
+    round_calls,
+    table,
+    timed,
+)
 from loglytics.bench.grounding_inputs import INJECTION, chat_inputs, entry_inputs
 from loglytics.prompts.grounding import identifiers, prompt_texts
 from loglytics.providers import LLMPool, PoolError
@@ -54,6 +63,7 @@ def test_rates_add_up_over_the_runs_that_asked_the_model() -> None:
         {"outcome": "no_call", "s": 0.0},
     ]
     r = rates(rows)
+    assert answered_first_try(rows) == round(1 / 3, 3)  # no_answer and no_call left out
     assert r["runs"] == 4 and r["no_call"] == 1
     assert r["first_try"] + r["repaired"] + r["fell_back"] + r["no_answer"] == 1.0
     assert r["raw_ungrounded"] == 0.5 and r["raw_leak"] == 0.25
@@ -92,6 +102,7 @@ def test_the_report_names_the_best_mode_and_a_table_row_per_cell() -> None:
     result = report(plan, rows, rounds=1, seconds=5.0)
     assert result["best_mode"] == "shaped" and result["stopped_by_budget"] is True
     assert result["first_try_by_mode"] == {"shaped": 0.5, "none": 0.0}
+    assert result["first_try_answered_by_mode"] == {"shaped": 0.5, "none": 0.0}
     assert result["chat"]["first_try"] == 1.0 and result["none"]["analyze"]["raw_leak"] == 1.0
     assert len(table(result)) == 3 and table(result)[-1].startswith("| - | chat | 1 |")
 

@@ -40,7 +40,13 @@ from loglytics.bench.grounding_inputs import ChatCase, chat_inputs, entry_inputs
 from loglytics.embedded.processes import stop_pid
 from loglytics.embedded.stack import start_llamacpp
 from loglytics.prompts.chat import CHAT
-from loglytics.prompts.grounding import Failure, GroundingMetrics, is_leak, prompt_texts
+from loglytics.prompts.grounding import (
+    OUTCOMES,
+    Failure,
+    GroundingMetrics,
+    is_leak,
+    prompt_texts,
+)
 from loglytics.providers import LLMPool, OpenAIProvider, PoolError, RetryPolicy
 from loglytics.schemas import LLMRequest
 from loglytics.settings import load_settings
@@ -172,6 +178,14 @@ def rates(rows: list[Row]) -> dict[str, Any]:
     }
 
 
+def answered_first_try(rows: list[Row]) -> float | None:
+    """First-try share among runs that got an answer: the mode's merit without the calls a
+    loaded machine timed out (which `first_try` counts against it)."""
+    answered = [r for r in rows if r["outcome"] in OUTCOMES]
+    hits = sum(1 for r in answered if r["outcome"] == "first_try")
+    return round(hits / len(answered), 3) if answered else None
+
+
 def round_calls(pool: LLMPool, plan: Plan, i: int) -> dict[Cell, Callable[[], Awaitable[Row]]]:
     """Input `i` for every cell: each mode reads the same input in the same round."""
     lines, case = entry_inputs(plan.inputs)[i], chat_inputs(plan.inputs)[i]
@@ -232,6 +246,10 @@ def report(plan: Plan, rows: dict[Cell, list[Row]], rounds: int, seconds: float)
         if result.get(m)
     }
     result["first_try_by_mode"] = means
+    result["first_try_answered_by_mode"] = {
+        m: answered_first_try([r for (mode, _), cell in rows.items() if mode == m for r in cell])
+        for m in means
+    }
     result["best_mode"] = max(means, key=lambda m: means[m]) if means else None
     result["seconds"] = round(seconds, 1)
     return result
@@ -242,7 +260,7 @@ def table(result: dict[str, Any]) -> list[str]:
     keys = ("first_try", "repaired", "fell_back", "no_answer", "raw_ungrounded", "raw_leak")
     out = []
     for mode, per_task in result.items():
-        if not isinstance(per_task, dict) or mode in ("first_try_by_mode", CHAT.task):
+        if mode not in get_args(ExampleMode):
             continue
         for task, r in per_task.items():
             cells = " | ".join(str(r[k]) for k in keys)
