@@ -21,7 +21,9 @@ SAMPLE_INTERVAL_S: Final = 0.2
 BUSY_FIELDS: Final = (0, 1, 2, 5, 6, 7)
 """user, nice, system, irq, softirq, steal in /proc/stat's cpu line (idle and iowait are not)."""
 NICE_FIELD: Final = 1
-"""Time in niced processes: other people's embedded models run at nice 10 and yield to us."""
+"""Time in niced processes (other people's embedded models run at nice 10). With the kernel's
+autogroup on, as on these machines, nice orders processes only within one session, and each
+service is spawned in a session of its own: niced work still takes a full share of the cores."""
 
 
 def machine_busy_s(stat_text: str, which: tuple[int, ...] = BUSY_FIELDS) -> float:
@@ -89,7 +91,7 @@ class CpuSampler:
         """Mean cores each kind used between `start` and `end`.
 
         ``other`` is the rest of the machine's load, and ``niced`` the part of all
-        of it in niced processes (none of ours), which gives way to un-niced work.
+        of it in niced processes (none of ours).
         """
         if end <= start or len(self.samples) < 2:
             return None
