@@ -102,8 +102,17 @@ class Refetch:
             expected = max(last + 1, self._committed(tp))
             if offset > expected:
                 log.warning("%s skipped offsets %d..%d: fetching them again", tp, expected, offset)
-                await self.app.consumer.seek(tp, expected)
+                await self.seek(tp, expected)
         return True
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        """Seek in the consumer's own thread and wait for the position (Faust's `seek`
+        calls the consumer from this loop, and its position may not move)."""
+        seek_wait = getattr(self.app.consumer, "seek_wait", None)
+        if seek_wait is not None:
+            await seek_wait({tp: offset})
+        else:
+            await self.app.consumer.seek(tp, offset)
 
     def waiting(self) -> None:
         """The agent waits for its next event (not for a slot)."""
@@ -132,5 +141,5 @@ class Refetch:
                 continue
             for tp, offset in self.starving().items():
                 log.warning("%s holds records from %d not passed on: fetching them", tp, offset)
-                await self.app.consumer.seek(tp, offset)
+                await self.seek(tp, offset)
             self.idle_since = time.monotonic()
