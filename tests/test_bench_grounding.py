@@ -43,7 +43,13 @@ def test_generated_inputs_share_no_name_with_any_prompt() -> None:
 
 def test_rates_add_up_over_the_runs_that_asked_the_model() -> None:
     rows: list[dict[str, Any]] = [
-        {"outcome": "first_try", "raw_ungrounded": False, "raw_leak": False, "s": 1.0},
+        {
+            "outcome": "first_try",
+            "raw_ungrounded": False,
+            "raw_leak": False,
+            "useful": True,
+            "s": 1.0,
+        },
         {
             "outcome": "repaired",
             "raw_ungrounded": True,
@@ -67,6 +73,7 @@ def test_rates_add_up_over_the_runs_that_asked_the_model() -> None:
     assert r["runs"] == 4 and r["no_call"] == 1
     assert r["first_try"] + r["repaired"] + r["fell_back"] + r["no_answer"] == 1.0
     assert r["raw_ungrounded"] == 0.5 and r["raw_leak"] == 0.25
+    assert r["useful_first_try"] == 0.25
     assert r["repair_tokens"] == 100 and r["problem_recall"] == 0.5 and r["mean_s"] == 17.0
 
 
@@ -93,17 +100,20 @@ async def test_a_call_without_an_answer_is_counted_not_raised() -> None:
 def test_the_report_names_the_best_mode_and_a_table_row_per_cell() -> None:
     plan = Plan(inputs=2, modes=("shaped", "none"), tasks=("analyze", "chat"))
     first = {"outcome": "first_try", "raw_ungrounded": False, "raw_leak": False, "s": 1.0}
+    silent = {**first, "useful": False}  # passed the check by naming none of the errors
+    first["useful"] = True
     fell = {"outcome": "fell_back", "raw_ungrounded": True, "raw_leak": True, "s": 2.0}
     rows: dict[Any, list[dict[str, Any]]] = {
         ("shaped", "analyze"): [first, fell],
-        ("none", "analyze"): [fell, fell],
+        ("none", "analyze"): [silent, silent],
         (None, "chat"): [first],
     }
     result = report(plan, rows, rounds=1, seconds=5.0)
     assert result["best_mode"] == "shaped" and result["stopped_by_budget"] is True
-    assert result["first_try_by_mode"] == {"shaped": 0.5, "none": 0.0}
-    assert result["first_try_answered_by_mode"] == {"shaped": 0.5, "none": 0.0}
-    assert result["chat"]["first_try"] == 1.0 and result["none"]["analyze"]["raw_leak"] == 1.0
+    assert result["first_try_by_mode"] == {"shaped": 0.5, "none": 1.0}
+    assert result["useful_first_try_by_mode"] == {"shaped": 0.5, "none": 0.0}
+    assert result["first_try_answered_by_mode"] == {"shaped": 0.5, "none": 1.0}
+    assert result["chat"]["first_try"] == 1.0 and result["shaped"]["analyze"]["raw_leak"] == 0.5
     assert len(table(result)) == 3 and table(result)[-1].startswith("| - | chat | 1 |")
 
 

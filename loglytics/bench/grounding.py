@@ -8,8 +8,10 @@ once: the share of outputs grounded on the first try, after the repair round,
 and fallen back, next to the unchecked first outputs scored by the same check
 (`raw_leak`: they would have carried a prompt's text; `raw_ungrounded`: any
 failure), the tokens the repair rounds cost, and for entries tasks how many of
-the input's error and warning entries a grounded output names (`problem_recall`:
-a mode that passes by naming nothing is not better).
+the input's error and warning entries a grounded output names (`problem_recall`).
+A mode that passes by naming nothing is not better: `useful_first_try` counts
+only first tries whose reply is the model's and names a problem when there is
+one, and `best_mode` is the mode with the highest mean of it.
 
     loglytics bench grounding [--url http://127.0.0.1:PORT] [--inputs 12] [--budget-s 660]
         [--modes shaped,static,none] [--tasks detect-errors,analyze,chat] [--parallel 2]
@@ -109,8 +111,12 @@ async def score_entries(pool: LLMPool, mode: ExampleMode, name: str, lines: list
     )
     row = scored(asked.outcome, asked.first_failures, shown, asked.repair_tokens)
     problems = set(problem_indices(entries))
+    named = set(task.refs(asked.value)) if asked.value is not None else set()
     if asked.value is not None and problems:
-        row["problem_recall"] = len(problems & set(task.refs(asked.value))) / len(problems)
+        row["problem_recall"] = len(problems & named) / len(problems)
+    # Used: the reply is the model's (not the rules'), and names a problem when there is one.
+    from_model = asked.value is not None and bool(getattr(done.data, "grounded", True))
+    row["useful"] = from_model and (not problems or bool(problems & named))
     return row
 
 
@@ -120,7 +126,9 @@ async def score_chat(pool: LLMPool, case: ChatCase) -> Row:
     ctx = context_for(pool, CHAT.task, "none", given.model_dump())
     spoken = await speak(ctx, given)
     shown = prompt_texts(CHAT.system, CHAT.examples)
-    return scored(spoken.outcome, spoken.first_failures, shown, spoken.repair_tokens)
+    row = scored(spoken.outcome, spoken.first_failures, shown, spoken.repair_tokens)
+    row["useful"] = spoken.grounded
+    return row
 
 
 @dataclass(frozen=True)
@@ -167,6 +175,9 @@ def rates(rows: list[Row]) -> dict[str, Any]:
         "runs": len(asked),
         "no_call": sum(1 for r in rows if r["outcome"] == "no_call"),
         "first_try": share("outcome", "first_try"),
+        "useful_first_try": round(
+            sum(1 for r in asked if r["outcome"] == "first_try" and r.get("useful")) / n, 3
+        ),
         "repaired": share("outcome", "repaired"),
         "fell_back": share("outcome", "fell_back"),
         "no_answer": share("outcome", "no_answer"),
@@ -240,17 +251,20 @@ def report(plan: Plan, rows: dict[Cell, list[Row]], rounds: int, seconds: float)
             result[task] = rates(cell)
         else:
             result.setdefault(mode, {})[task] = rates(cell)
-    means = {
-        m: round(sum(t["first_try"] for t in result[m].values()) / len(result[m]), 3)
-        for m in plan.modes
-        if result.get(m)
-    }
+
+    def mean(mode: str, key: str) -> float:
+        return round(sum(float(t[key]) for t in result[mode].values()) / len(result[mode]), 3)
+
+    modes = [m for m in plan.modes if result.get(m)]
+    means = {m: mean(m, "first_try") for m in modes}
+    useful = {m: mean(m, "useful_first_try") for m in modes}
     result["first_try_by_mode"] = means
+    result["useful_first_try_by_mode"] = useful
     result["first_try_answered_by_mode"] = {
         m: answered_first_try([r for (mode, _), cell in rows.items() if mode == m for r in cell])
         for m in means
     }
-    result["best_mode"] = max(means, key=lambda m: means[m]) if means else None
+    result["best_mode"] = max(useful, key=lambda m: useful[m]) if useful else None
     result["seconds"] = round(seconds, 1)
     return result
 

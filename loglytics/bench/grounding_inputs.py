@@ -1,8 +1,8 @@
 """The grounding bench's generated inputs: names no prompt's examples use, some injections.
 
 Seeded, so every example mode of one run (and every run) reads the same inputs
-and the modes compare side by side. Every third entries input and every
-fourth chat question ask the model to repeat its instructions or examples.
+and the modes compare side by side. Every third entries input, and some chat
+questions, ask the model to repeat its instructions or examples.
 """
 
 from __future__ import annotations
