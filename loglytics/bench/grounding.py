@@ -271,7 +271,15 @@ def report(plan: Plan, rows: dict[Cell, list[Row]], rounds: int, seconds: float)
 
 def table(result: dict[str, Any]) -> list[str]:
     """The README's table rows: mode, task, then the rates."""
-    keys = ("first_try", "repaired", "fell_back", "no_answer", "raw_ungrounded", "raw_leak")
+    keys = (
+        "first_try",
+        "useful_first_try",
+        "repaired",
+        "fell_back",
+        "no_answer",
+        "raw_ungrounded",
+        "raw_leak",
+    )
     out = []
     for mode, per_task in result.items():
         if mode not in get_args(ExampleMode):
@@ -316,8 +324,8 @@ def run(args: list[str] | None = None) -> dict[str, Any]:
             if pid is not None:
                 stop_pid(pid)
     print(
-        "| mode | task | runs | first try | repaired | fell back | no answer | raw ungrounded "
-        "| raw leak | repair tokens |"
+        "| mode | task | runs | first try | useful first try | repaired | fell back "
+        "| no answer | raw ungrounded | raw leak | repair tokens |"
     )
     print("\n".join(table(result)))
     print(json_line(result))
