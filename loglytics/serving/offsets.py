@@ -72,13 +72,14 @@ class Holds:
 
 
 class Refetch:
-    """Notices request records Faust dropped and fetches them again."""
+    """Notices request records Faust dropped and fetches them again until they come."""
 
     def __init__(self, app: faust.App, topic: str) -> None:
         self.app = app
         self.topic = topic
         self.last: dict[TP, int] = {}
         self.seen: dict[TP, set[int]] = {}
+        self.holes: dict[TP, set[int]] = {}
         self.idle_since: float | None = None
 
     def _committed(self, tp: TP) -> int:
@@ -96,12 +97,14 @@ class Refetch:
         seen.add(offset)
         if len(seen) > SEEN_KEPT:
             seen.difference_update(sorted(seen)[: len(seen) - SEEN_KEPT])
+        self.holes.get(tp, set()).discard(offset)
         last = self.last.get(tp)
         self.last[tp] = offset if last is None else max(last, offset)
         if last is not None:
             expected = max(last + 1, self._committed(tp))
             if offset > expected:
                 log.warning("%s skipped offsets %d..%d: fetching them again", tp, expected, offset)
+                self.holes.setdefault(tp, set()).update(range(expected, offset))
                 await self.seek(tp, expected)
         return True
 
@@ -118,13 +121,18 @@ class Refetch:
         """The agent waits for its next event (not for a slot)."""
         self.idle_since = time.monotonic()
 
-    def starving(self) -> dict[TP, int]:
-        """Owned request partitions holding records past the next one expected."""
+    def behind(self) -> dict[TP, int]:
+        """Owned request partitions with a hole still open, or holding records past the
+        next one expected while the agent waits: where to fetch from."""
         consumer = self.app.consumer
-        out: dict[TP, int] = {}
-        for tp in consumer.assignment():
-            if tp.topic != self.topic:
-                continue
+        owned = {tp for tp in consumer.assignment() if tp.topic == self.topic}
+        for tp in set(self.holes) - owned:  # another worker owns it now
+            del self.holes[tp]
+        out = {tp: min(holes) for tp, holes in self.holes.items() if holes}
+        idle = self.idle_since
+        if idle is None or time.monotonic() - idle < STALL_S:
+            return out
+        for tp in owned - set(out):
             last = self.last.get(tp)
             start = max(last + 1 if last is not None else 0, self._committed(tp))
             end = consumer.highwater(tp)
@@ -133,13 +141,13 @@ class Refetch:
         return out
 
     async def watch(self) -> None:
-        """Runs beside the agent: seeks back the partitions that starve it."""
+        """Runs beside the agent: every `STALL_S`, seeks back the partitions behind."""
         while True:
-            await asyncio.sleep(STALL_S / 2)
-            idle = self.idle_since
-            if self.app.rebalancing or idle is None or time.monotonic() - idle < STALL_S:
+            await asyncio.sleep(STALL_S)
+            if self.app.rebalancing:
                 continue
-            for tp, offset in self.starving().items():
-                log.warning("%s holds records from %d not passed on: fetching them", tp, offset)
+            for tp, offset in self.behind().items():
+                log.warning("%s: records from %d not passed on yet: fetching them", tp, offset)
                 await self.seek(tp, offset)
-            self.idle_since = time.monotonic()
+            if self.idle_since is not None:
+                self.idle_since = time.monotonic()
