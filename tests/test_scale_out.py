@@ -274,7 +274,8 @@ def check_windows_and_findings(rig: Rig, logs: LogStream) -> None:
     )
     findings = asyncio.run(read_all(rig.stack.kafka, "findings"))
     on_topic = {r["finding_id"] for r in findings if r["tenant"] == logs.tenant}
-    assert {key[0] for key in stored} == on_topic
+    missing, extra = on_topic - {k[0] for k in stored}, {k[0] for k in stored} - on_topic
+    assert not missing and not extra, f"{len(missing)} findings not stored, {len(extra)} extra"
     assert len(on_topic) == findings_wanted
 
 
