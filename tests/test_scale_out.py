@@ -307,7 +307,6 @@ def scenario(rig: Rig, disrupt: Disruption, name: str) -> tuple[Traffic, int]:
     took["settled"] = time.monotonic() - began
     check_windows_and_findings(rig, logs)
     took["stored"] = time.monotonic() - began
-    check_charged_once(rig, traffic, status)
     print(
         f"{name}: seconds since the traffic began:"
         + ", ".join(f" {k} {v:.0f}" for k, v in took.items())
@@ -316,6 +315,7 @@ def scenario(rig: Rig, disrupt: Disruption, name: str) -> tuple[Traffic, int]:
         f"{name}: {len(traffic.sent)} requests, {runs} slow LLM calls, {repeats} repeated"
         f" final replies on the topic, {traffic.asked.duplicates_dropped} dropped by the client"
     )
+    check_charged_once(rig, traffic, status)
     return traffic, runs
 
 
