@@ -1,9 +1,9 @@
 """What a worker's stages share: the LLM pool, the ClickHouse sink, tenants, the ledger.
 
-Tenants are a global table: every worker must know every tenant (requests for
-a tenant arrive on any partition). The `tenants` table's changelog is fed from
-the compacted `tenants` topic by the tenants stage, so `loglytics tenants add`
-(a plain producer) is all it takes to register a tenant. Quotas are not kept
+Every worker must know every tenant (requests for a tenant arrive on any
+partition), so each follows the whole compacted `tenants` topic (`TenantView`):
+`loglytics tenants add` (a plain producer) is all it takes to register a tenant,
+on every worker within a fetch. Quotas are not kept
 here: the pool asks the ledger (`loglytics.ledger`), whose owner per tenant
 decides for every worker.
 """
@@ -12,35 +12,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import MutableMapping
 from typing import Any
 
 import faust
-from faust.types.tables import GlobalTableT
 from mode import Service
 from prometheus_client import CollectorRegistry
 
 from loglytics.pipeline_metrics import PipelineMetrics
 from loglytics.prompts.grounding import GroundingMetrics
 from loglytics.providers import Ledger, LLMPool
-from loglytics.schemas import DecodeError, TenantRecord, UsageRecord
+from loglytics.schemas import TenantRecord, UsageRecord
 from loglytics.settings import Settings, Tier
 from loglytics.storage.client import open_client
 from loglytics.storage.retention import RetentionPolicy, apply_retention
 from loglytics.storage.schema import migrate
 from loglytics.storage.sink import ClickHouseSink
+from loglytics.tenant_view import TenantView
 
 log = logging.getLogger(__name__)
-
-
-def declare_tables(app: faust.App) -> GlobalTableT:
-    """The tenants table (tenant -> TenantRecord bytes).
-
-    It is fed by the tenants stage from the compacted `tenants` topic (a
-    GlobalTable whose changelog is a foreign topic stalls Faust's partition
-    assignment, so the topic feeds the table instead).
-    """
-    return app.GlobalTable("tenants", default=None, key_type=bytes, value_type=bytes)
 
 
 class Runtime(Service):
@@ -51,7 +40,7 @@ class Runtime(Service):
         self,
         settings: Settings,
         *,
-        tenants: MutableMapping[bytes, Any],
+        tenants: TenantView,
         ledger: Ledger,
         usage_topic: faust.TopicT,
     ) -> None:
@@ -86,6 +75,7 @@ class Runtime(Service):
         await asyncio.to_thread(apply_retention, self.client, policy)
         self.sink = ClickHouseSink(self.client, on_insert=self.metrics.inserted)
         await self.sink.start()
+        await self.tenants.start()
         await self.ledger.start()
         self.pool = LLMPool.from_settings(
             self.settings,
@@ -105,6 +95,7 @@ class Runtime(Service):
         if self.pool is not None:
             await self.pool.stop()
         await self.ledger.stop()
+        await self.tenants.stop()
         if self.sink is not None:
             await self.sink.stop()
         if self.client is not None:
@@ -115,13 +106,7 @@ class Runtime(Service):
         await self.usage_topic.send(key=record.tenant.encode(), value=record.to_bytes())
 
     def tenant(self, tenant: str) -> TenantRecord | None:
-        raw = self.tenants.get(tenant.encode())
-        if not raw:
-            return None
-        try:
-            return TenantRecord.from_bytes(raw)
-        except DecodeError:
-            return None
+        return self.tenants.get(tenant)
 
     def tier_of(self, tenant: str) -> Tier:
         """Unknown tenants (logs may arrive before registration) are served as free tier."""

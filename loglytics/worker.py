@@ -5,7 +5,7 @@ ClickHouse sink, tenants, quotas) and registers every stage on the app, in
 dataflow order:
 
     logs.raw ─ ingest ─► logs.windows ─ detection ─► findings ─ sinks ─► ClickHouse
-    llm.requests ─ serving ─► llm.responses        tenants ─ tenants ─► tenant table
+    llm.requests ─ serving ─► llm.responses        tenants ─ tenants ─► ClickHouse mirror, deletion
     quota.ops ─ ledger ─► quota.replies   (every LLM call and request, from any worker)
 
 Nothing here runs at import: the CLI calls `build_worker` and hands the app
@@ -26,9 +26,10 @@ from loglytics.detection.stage import DetectionStage
 from loglytics.ingest.stage import IngestStage
 from loglytics.kafka_clients import KafkaConnection
 from loglytics.pipeline_metrics import watch_lag
-from loglytics.runtime import Runtime, declare_tables
+from loglytics.runtime import Runtime
 from loglytics.serving.service import RequestService
 from loglytics.settings import Settings
+from loglytics.tenant_view import TenantView
 from loglytics.topics import Topics, declare
 
 
@@ -48,13 +49,17 @@ def build_worker(settings: Settings) -> Worker:
     """The app with every stage registered on it."""
     app = create_app(settings)
     topics = declare(app)
+    kafka = KafkaConnection.from_settings(settings)
     budgets = ledger.RemoteLedger(
-        KafkaConnection.from_settings(settings),
+        kafka,
         partitions=app.conf.topic_partitions,
         client_id=f"{app.conf.id}-{uuid.uuid4().hex[:12]}",
     )
     runtime = Runtime(
-        settings, tenants=declare_tables(app), ledger=budgets, usage_topic=topics.usage
+        settings,
+        tenants=TenantView(kafka, partitions=app.conf.topic_partitions),
+        ledger=budgets,
+        usage_topic=topics.usage,
     )
     app.service(runtime)  # type: ignore[arg-type]
     metrics = runtime.metrics  # on the registry /metrics serves

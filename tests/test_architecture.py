@@ -33,6 +33,8 @@ LOWER = {
     "storage",
     "tasks",
     "clients",
+    "follower",
+    "tenant_view",
     "kafka_admin",
     "kafka_clients",
     "pipeline_metrics",

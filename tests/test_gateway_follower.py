@@ -14,7 +14,7 @@ import pytest
 
 from loglytics.embedded import stack as embedded_stack
 from loglytics.embedded.processes import stop_pid
-from loglytics.gateway.follower import TopicFollower
+from loglytics.follower import TopicFollower
 from loglytics.kafka_admin import ensure_topics
 from loglytics.kafka_clients import KafkaConnection
 from loglytics.topics import FEEDBACK, INCIDENTS

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 
-from loglytics.gateway.follower import TopicFollower
+from loglytics.follower import TopicFollower
 from loglytics.kafka_clients import KafkaConnection
 from loglytics.schemas import DecodeError, TenantRecord, hash_api_key
 from loglytics.topics import TENANTS

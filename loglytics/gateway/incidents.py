@@ -20,9 +20,9 @@ from fastapi import APIRouter, Request
 from fastapi import status as http
 from pydantic import BaseModel, Field
 
+from loglytics.follower import TopicFollower
 from loglytics.gateway.calls import CallerDep
 from loglytics.gateway.errors import ApiError
-from loglytics.gateway.follower import TopicFollower
 from loglytics.gateway.routes import errors
 from loglytics.kafka_clients import KafkaConnection
 from loglytics.partitioning import tenant_partitioner

@@ -190,7 +190,9 @@ class Booking:
             accounting.settle_later(self.reservation, charge)
         else:
             await accounting.settle(self.reservation, charge)
-        if not provider:
+        if not provider or (self.reservation is not None and self.reservation.already_settled):
+            # A call its request made before a crash, and paid for then: its usage record
+            # went out with that settlement, so the replay adds none (charged once).
             return
         record = self._record(provider, model)
         if cancelled:

@@ -1,4 +1,10 @@
-"""Keep every worker's tenant table and the ClickHouse mirror in step with the `tenants` topic."""
+"""Keep the ClickHouse mirror in step with the `tenants` topic; carry out deletions.
+
+Which tenants exist is every worker's own view of the whole topic
+(`loglytics.tenant_view`); this agent, on the owner of a record's partition,
+mirrors it to ClickHouse once, dead-letters malformed records, and deletes a
+tenant's state and rows on its tombstone.
+"""
 
 from __future__ import annotations
 
@@ -34,7 +40,6 @@ def register(
             if isinstance(key, bytes) and key != record.tenant.encode():
                 await dead_letter(STAGE, "message key does not match the tenant id", event)
                 continue
-            runtime.tenants[record.tenant.encode()] = record.to_bytes()
             rt = await runtime.ready()
             if rt.sink is not None:
                 rt.sink.add_tenant(record)

@@ -1,6 +1,6 @@
 """What deleting a tenant removes inside the worker: its table state, then its rows.
 
-Every table's keys start with the tenant: `tenant` (tenants, quotas),
+Every table's keys start with the tenant: `tenant` (the quota book),
 `tenant/source...` (ingest state, templates, baselines) or `tenant#...`
 (verdicts, incidents). A tenant name holds neither `/` nor `#`, so that prefix
 is the tenant's and no one else's; the tables are the app's own registry, so

@@ -1,10 +1,11 @@
-"""Read topics to their end, then follow them: how the gateway keeps its views current.
+"""Read topics to their end, then follow them: how gateways and workers keep views current.
 
-Why one follower: the tenant directory and the incident desk both rebuild a view
-from compacted or retained topics at every start (so replicas share nothing),
-must not answer before the view holds what the topics held when asked (a known
-key must work at once), and must keep following through broker hiccups. Each
-record is handed to `apply`; the view is the caller's.
+Why one follower: the gateway's tenant directory and incident desk, and every
+worker's tenant view, rebuild a view from compacted or retained topics at every
+start (so replicas share nothing), must not answer before the view holds what
+the topics held when asked (a known key must work at once), and must keep
+following through broker hiccups. Each record is handed to `apply`; the view is
+the caller's.
 """
 
 from __future__ import annotations
