@@ -12,7 +12,6 @@ import asyncio
 import statistics
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from worker_proc import WorkerProcess
