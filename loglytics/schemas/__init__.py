@@ -1,8 +1,9 @@
 """Message models (pydantic v2, strict) and their orjson codecs, one module per topic family."""
 
-from loglytics.schemas.base import SCHEMA_VERSION, DecodeError, Record
+from loglytics.schemas.base import SCHEMA_VERSION, DecodeError, EpochSeconds, Record
 from loglytics.schemas.deadletter import DeadLetter
 from loglytics.schemas.feedback import (
+    MAX_MUTE_SECONDS,
     MUTE_REASONS,
     FeedbackAction,
     IncidentFeedback,
@@ -41,6 +42,7 @@ from loglytics.schemas.usage import UsageRecord
 from loglytics.schemas.windows import NumericStats, TemplateCount, WindowDigest
 
 __all__ = [
+    "MAX_MUTE_SECONDS",
     "MUTE_REASONS",
     "SCHEMA_VERSION",
     "SEVERITIES",
@@ -48,6 +50,7 @@ __all__ = [
     "BatchEvent",
     "DeadLetter",
     "DecodeError",
+    "EpochSeconds",
     "ErrorInfo",
     "Evidence",
     "FeedbackAction",

@@ -6,12 +6,26 @@ with a reason, not silently coerced into a plausible-looking value.
 
 from __future__ import annotations
 
-from typing import Any, Self
+from datetime import UTC, datetime
+from typing import Annotated, Any, Self
 
 import orjson
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 SCHEMA_VERSION = 1
+
+# The times ClickHouse's DateTime64 holds, which every stored time becomes.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2299, 12, 31, tzinfo=UTC)
+
+EpochSeconds = Annotated[float, Field(ge=EARLIEST.timestamp(), le=LATEST.timestamp())]
+"""Seconds since 1970 (UTC) that ClickHouse can store.
+
+Why bounded at decode: a time outside DateTime64's range cannot become a row
+(Python's datetime stops at year 9999, the server at 2299), so a record carrying
+one would fail in the sink, far from the producer; refused here, it is
+dead-lettered with the field named.
+"""
 
 
 class DecodeError(ValueError):

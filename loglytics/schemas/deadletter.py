@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import time
 
-from loglytics.schemas.base import Record
+from loglytics.schemas.base import EpochSeconds, Record
 
 
 class DeadLetter(Record):
@@ -16,7 +16,7 @@ class DeadLetter(Record):
     offset: int = -1
     key: str | None = None
     original_b64: str = ""
-    ts: float = 0.0
+    ts: EpochSeconds = 0.0
 
     @property
     def original(self) -> bytes:

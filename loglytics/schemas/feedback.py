@@ -21,11 +21,13 @@ from typing import Literal
 
 from pydantic import Field
 
-from loglytics.schemas.base import Record
+from loglytics.schemas.base import EpochSeconds, Record
 
 FeedbackAction = Literal["ack", "resolve", "mute", "unmute"]
 MuteReason = Literal["false_positive", "expected", "maintenance"]
 MUTE_REASONS: tuple[MuteReason, ...] = ("false_positive", "expected", "maintenance")
+# The longest mute with an end (ten years); a pattern muted for good is muted until unmuted.
+MAX_MUTE_SECONDS = 10 * 366 * 86_400
 
 
 class Mute(Record):
@@ -39,9 +41,9 @@ class Mute(Record):
     # The incident whose signature was muted, if it came from one.
     incident_id: str = ""
     reason: MuteReason
-    created_at: float
+    created_at: EpochSeconds
     # None: until unmuted.
-    until: float | None = None
+    until: EpochSeconds | None = None
     active: bool = True
 
     def applies(self, template_ids: list[str], source: str, at: float) -> bool:
@@ -60,7 +62,7 @@ class IncidentFeedback(Record):
 
     tenant: str
     action: FeedbackAction
-    created_at: float
+    created_at: EpochSeconds
     incident_id: str = ""
     mute: Mute | None = None
     by: str = ""

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from loglytics.schemas.base import Record
+from loglytics.schemas.base import EpochSeconds, Record
 
 Severity = Literal["low", "medium", "high", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("low", "medium", "high", "critical")
@@ -47,8 +47,8 @@ class Finding(Record):
     finding_id: str
     tenant: str
     source: str
-    window_start: float
-    window_end: float
+    window_start: EpochSeconds
+    window_end: EpochSeconds
     kind: FindingKind
     category: str
     severity: Severity
@@ -60,7 +60,7 @@ class Finding(Record):
     model_used: str = "rules"
     tokens_used: int = 0
     latency_ms: float = 0.0
-    created_at: float = 0.0
+    created_at: EpochSeconds = 0.0
     # Set by the incidents stage on a finding of a muted pattern (see schemas.feedback):
     # stored, but it opens no incident and notifies no one.
     muted: bool = False

@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from loglytics.schemas.base import Record
+from loglytics.schemas.base import EpochSeconds, Record
 from loglytics.schemas.findings import Severity, SignalKind
 
 IncidentStatus = Literal["open", "resolved"]
@@ -39,16 +39,16 @@ class Incident(Record):
     severity: Severity
     title: str
     summary: str
-    opened_at: float
-    updated_at: float
-    resolved_at: float | None = None
+    opened_at: EpochSeconds
+    updated_at: EpochSeconds
+    resolved_at: EpochSeconds | None = None
     finding_ids: list[str] = Field(default_factory=list)
     template_ids: list[str] = Field(default_factory=list)
     signal_kinds: list[SignalKind] = Field(default_factory=list)
     findings_count: int = Field(0, ge=0)
     windows_count: int = Field(0, ge=0)
-    first_window_start: float
-    last_window_end: float
+    first_window_start: EpochSeconds
+    last_window_end: EpochSeconds
     # The incident this one's pattern had opened before it resolved (a recurrence).
     previous_incident_id: str | None = None
     # Feedback state.

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from loglytics.schemas.base import Record
+from loglytics.schemas.base import EpochSeconds, Record
 
 
 class TenantRecord(Record):
@@ -17,7 +17,7 @@ class TenantRecord(Record):
     tier: Literal["free", "pro"] = "free"
     api_key_hashes: list[str] = Field(default_factory=list)
     enabled: bool = True
-    updated_at: float = 0.0
+    updated_at: EpochSeconds = 0.0
 
     def accepts(self, api_key: str) -> bool:
         digest = hash_api_key(api_key)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from loglytics.schemas.base import Record
+from loglytics.schemas.base import EpochSeconds, Record
 
 
 class UsageRecord(Record):
@@ -18,5 +18,5 @@ class UsageRecord(Record):
     estimated: bool = False
     cached: bool = False
     latency_ms: float = 0.0
-    ts: float
+    ts: EpochSeconds
     request_id: str = ""

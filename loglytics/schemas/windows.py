@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from loglytics.schemas.base import Record
+from loglytics.schemas.base import EpochSeconds, Record
 
 
 class NumericStats(Record):
@@ -32,8 +32,8 @@ class WindowDigest(Record):
 
     tenant: str
     source: str
-    window_start: float
-    window_end: float
+    window_start: EpochSeconds
+    window_end: EpochSeconds
     line_count: int
     level_counts: dict[str, int] = Field(default_factory=dict)
     templates: list[TemplateCount] = Field(default_factory=list)

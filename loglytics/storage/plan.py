@@ -34,6 +34,7 @@ from pydantic import (
     model_validator,
 )
 
+from loglytics.schemas.base import EARLIEST, LATEST
 from loglytics.storage import registry, tables
 from loglytics.storage.client import Client
 from loglytics.storage.registry import Kind
@@ -114,8 +115,6 @@ Op = Literal["=", "!=", "<", "<=", ">", ">=", "contains", "in"]
 Aggregate = Literal["count", "sum", "avg", "min", "max", "none"]
 Text = Annotated[str, Field(max_length=256)]
 Scalar = Text | int | float | bool
-EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
-LATEST = datetime(2299, 12, 31, tzinfo=UTC)
 
 
 def storable(value: datetime) -> datetime:
