@@ -28,7 +28,15 @@ from worker_proc import WorkerProcess
 from loglytics.embedded.gateway import GatewayProcess
 from loglytics.embedded.ports import free_port
 from loglytics.embedded.stack import StackState
-from loglytics.schemas import Evidence, Finding, Signal, finding_id
+from loglytics.schemas import (
+    DeadLetter,
+    Evidence,
+    Finding,
+    IncidentFeedback,
+    Mute,
+    Signal,
+    finding_id,
+)
 from loglytics.storage.client import open_client
 
 TENANT = "fbk"
@@ -83,6 +91,23 @@ def events(stack: StackState) -> list[dict[str, Any]]:
     return [e for e in asyncio.run(read_all(stack.kafka, "incidents")) if e["tenant"] == TENANT]
 
 
+def far_mute() -> bytes:
+    """A mute whose end (year 785 million) no stored time holds: a stray producer's record."""
+    mute = Mute(mute_id="far", tenant=TENANT, template_ids=["npe"], reason="expected", created_at=0)
+    body = orjson.loads(
+        IncidentFeedback(tenant=TENANT, action="mute", created_at=0, mute=mute).to_bytes()
+    )
+    body["mute"]["until"] = 2.5e16
+    return orjson.dumps(body)
+
+
+def letters_of(stack: StackState, original: bytes) -> list[DeadLetter]:
+    """The dead letters of `original`: one per stage that read it (state and sink)."""
+    found = [DeadLetter.from_obj(d) for d in asyncio.run(read_all(stack.kafka, "deadletter"))]
+    mine = [d for d in found if d.original == original]
+    return mine if {d.stage for d in mine} >= {"incidents", "sink.feedback"} else []
+
+
 def send(stack: StackState, finding: Finding) -> None:
     asyncio.run(produce(stack.kafka, "findings", [(TENANT.encode(), finding.to_bytes(), None)]))
 
@@ -122,8 +147,12 @@ def test_feedback_through_the_worker_and_the_cli(stack: StackState, tmp_path: Pa
         send(stack, _finding(0, now))
         (opened,) = wait_for(lambda: events(stack), "the incident to open")
         iid = opened["incident_id"]
+        far = far_mute()
+        asyncio.run(produce(stack.kafka, "incident-feedback", [(b"fbk#mute#far", far, None)]))
         cli(stack, "ack", iid, "--tenant", TENANT, "--by", "oncall")
         wait_for(lambda: [e for e in events(stack) if e["acknowledged"]], "the ack")
+        letters = wait_for(lambda: letters_of(stack, far), "the far mute's dead letters")
+        assert all("until" in letter.reason for letter in letters)
         (muted,) = cli(stack, "mute", "--tenant", TENANT, "--incident", iid, "--reason", "expected")
         mute_id = muted["mute"]["mute_id"]
         assert muted["mute"]["template_ids"] == ["npe"]

@@ -9,7 +9,8 @@ none counted twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import faust
@@ -25,9 +26,11 @@ from loglytics.schemas import (
     Record,
     UsageRecord,
 )
-from loglytics.storage.sink import ClickHouseSink
+from loglytics.storage.sink import ClickHouseSink, SinkError
 
 R = TypeVar("R", bound=Record)
+
+log = logging.getLogger(__name__)
 
 BATCH_ROWS = 1000
 BATCH_WITHIN = 0.5
@@ -84,21 +87,44 @@ def _sink_agent(
     add: Callable[[ClickHouseSink, list[R]], None],
     dead_letter: DeadLetterFn,
 ) -> None:
-    async def decode(event: EventT[Any]) -> R | None:
-        value = event.message.value
-        try:
-            return model.from_bytes(value if isinstance(value, bytes) else b"")
-        except DecodeError as exc:
-            await dead_letter(stage, exc.reason, event)
-            return None
-
     async def store(stream: StreamT[bytes]) -> None:
         async for events in stream.take_events(BATCH_ROWS, within=BATCH_WITHIN):  # type: ignore[attr-defined]
             rt = await runtime.ready()
-            records = [r for e in events if (r := await decode(e)) is not None]
-            if records and rt.sink is not None:
-                await rt.sink.wait_capacity()
-                add(rt.sink, records)
-                await rt.sink.flush()
+            if rt.sink is not None:
+                await store_events(rt.sink, events, model, add, stage, dead_letter)
 
     app.agent(topic, name=f"loglytics.{stage}")(store)
+
+
+async def store_events(
+    sink: ClickHouseSink,
+    events: Sequence[EventT[Any]],
+    model: type[R],
+    add: Callable[[ClickHouseSink, list[R]], None],
+    stage: str,
+    dead_letter: DeadLetterFn,
+) -> None:
+    """Queue each event's record and flush; a record that cannot be stored is dead-lettered.
+
+    Why one record at a time: a record that decodes but cannot become a row (a value
+    its column cannot hold) must not take its batch down with it; an exception out
+    of the agent would restart it and drop the batch it was holding.
+    """
+    for event in events:
+        value = event.message.value
+        if value is None:
+            continue  # a tombstone on a compacted topic: nothing to store
+        try:
+            record = model.from_bytes(value if isinstance(value, bytes) else b"")
+        except DecodeError as exc:
+            await dead_letter(stage, exc.reason, event)
+            continue
+        await sink.wait_capacity()
+        try:
+            add(sink, [record])
+        except SinkError:
+            raise
+        except Exception as exc:  # any row this record makes is refused, the rest go on
+            log.warning("%s: a record not storable: %s", stage, exc)
+            await dead_letter(stage, f"not storable: {exc}"[:500], event)
+    await sink.flush()
