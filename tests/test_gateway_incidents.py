@@ -21,7 +21,7 @@ from loglytics.gateway.incidents import KafkaIncidentDesk
 from loglytics.incidents.lifecycle import Lifecycle
 from loglytics.incidents.state import TenantIncidents
 from loglytics.kafka_clients import KafkaConnection
-from loglytics.schemas import Incident, IncidentFeedback
+from loglytics.schemas import MAX_MUTE_SECONDS, Incident, IncidentFeedback
 from loglytics.topics import FEEDBACK, INCIDENTS
 
 
@@ -107,6 +107,20 @@ async def test_ack_resolve_mute_unmute_write_the_feedback(
         (TENANT, "unmute"),
     ]
     assert desk.sent[2].key == f"{TENANT}#mute#{mute['mute_id']}".encode() == desk.sent[3].key
+
+
+@pytest.mark.parametrize("seconds", [MAX_MUTE_SECONDS + 1, 2.5e16, 0])
+async def test_a_mute_duration_out_of_range_is_a_422_naming_the_field(
+    http: httpx.AsyncClient, desk: Desk, seconds: float
+) -> None:
+    """A duration whose end no stored time can hold is refused, not sent to the worker."""
+    iid = desk.incidents(TENANT)[0].incident_id
+    answer = await http.post(
+        "/api/v1/mutes",
+        json={"incident_id": iid, "reason": "maintenance", "duration_seconds": seconds},
+    )
+    assert answer.status_code == 422 and answer.json()["field"] == "duration_seconds"
+    assert desk.sent == []
 
 
 async def test_without_a_desk_the_routes_say_so() -> None:

@@ -24,7 +24,15 @@ from loglytics.commands import broker
 from loglytics.commands.findings import SEVERITY_STYLE, parse_duration
 from loglytics.kafka_clients import KafkaConnection
 from loglytics.partitioning import tenant_partitioner
-from loglytics.schemas import MUTE_REASONS, DecodeError, Incident, IncidentFeedback, Mute, mute_id
+from loglytics.schemas import (
+    MAX_MUTE_SECONDS,
+    MUTE_REASONS,
+    DecodeError,
+    Incident,
+    IncidentFeedback,
+    Mute,
+    mute_id,
+)
 from loglytics.topics import FEEDBACK, INCIDENTS
 
 
@@ -119,7 +127,10 @@ async def _mute(kafka: KafkaConnection, args: argparse.Namespace, now: float) ->
         return "mute needs --template ID or --incident ID"
     if args.reason is None:
         return f"mute needs --reason ({', '.join(MUTE_REASONS)})"
-    until = now + parse_duration(args.duration) if args.duration else None
+    duration = parse_duration(args.duration) if args.duration else None
+    if duration is not None and not 0 < duration <= MAX_MUTE_SECONDS:
+        return f"--duration must be more than 0 and at most {MAX_MUTE_SECONDS // 86_400} days"
+    until = now + duration if duration is not None else None
     return Mute(
         mute_id=mute_id(args.tenant, templates, sources, now),
         tenant=args.tenant,

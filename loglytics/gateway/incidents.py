@@ -27,6 +27,7 @@ from loglytics.gateway.routes import errors
 from loglytics.kafka_clients import KafkaConnection
 from loglytics.partitioning import tenant_partitioner
 from loglytics.schemas import (
+    MAX_MUTE_SECONDS,
     DecodeError,
     FeedbackAction,
     Incident,
@@ -135,7 +136,7 @@ class MuteRequest(BaseModel):
     incident_id: Name | None = None
     sources: list[Name] = Field(default_factory=list, max_length=64)
     reason: MuteReason
-    duration_seconds: float | None = Field(None, gt=0)
+    duration_seconds: float | None = Field(None, gt=0, le=MAX_MUTE_SECONDS)
 
 
 class FeedbackAccepted(BaseModel):
