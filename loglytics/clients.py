@@ -37,6 +37,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from loglytics.follower import follow_records
 from loglytics.kafka_admin import ensure_topics
 from loglytics.kafka_clients import MAX_MESSAGE_BYTES, KafkaConnection
 from loglytics.schemas import DecodeError, LLMRequest, LLMResponse, LLMStreamChunk
@@ -160,18 +161,9 @@ class RequestClient:
 
     async def _dispatch(self) -> None:
         assert self._consumer is not None
-        while True:
-            try:
-                batch = await self._consumer.getmany(timeout_ms=200)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a broker hiccup must not strand every waiting caller
-                log.exception("reading llm.responses failed; retrying")
-                await asyncio.sleep(0.5)
-                continue
-            for records in batch.values():
-                for record in records:
-                    self._route(record.key, record.value)
+        await follow_records(
+            self._consumer, lambda _topic, key, value: self._route(key, value), what=RESPONSES.name
+        )
 
     def _route(self, key: Any, value: Any) -> None:
         if not isinstance(key, bytes) or not isinstance(value, bytes):

@@ -28,6 +28,28 @@ Apply = Callable[[str, bytes | None, bytes | None], None]
 """One record: its topic, key and value (None for a tombstone)."""
 
 
+async def follow_records(
+    consumer: AIOKafkaConsumer, apply: Apply, *, what: str, retry_delay: float = 0.5
+) -> None:
+    """Hand every record `consumer` reads to `apply`, until cancelled.
+
+    A failed fetch is logged and retried: a broker hiccup must not freeze a view
+    for good, nor strand the callers waiting on replies read this way.
+    """
+    while True:
+        try:
+            batch = await consumer.getmany(timeout_ms=200)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("reading %s failed; retrying", what)
+            await asyncio.sleep(retry_delay)
+            continue
+        for tp, records in batch.items():
+            for record in records:
+                apply(tp.topic, record.key, record.value)
+
+
 class TopicFollower:
     """Hands every record of `topics`, from the beginning, to `apply`, and keeps doing so."""
 
@@ -79,14 +101,7 @@ class TopicFollower:
                 self.apply(tp.topic, record.key, record.value)
 
     async def _follow(self, consumer: AIOKafkaConsumer) -> None:
-        while True:
-            try:
-                await self._read(consumer, 200)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a broker hiccup must not freeze the view for good
-                log.exception("%s: reading %s failed; retrying", self.name, ", ".join(self.topics))
-                await asyncio.sleep(0.5)
+        await follow_records(consumer, self.apply, what=f"{self.name}: {', '.join(self.topics)}")
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from loglytics.follower import follow_records
 from loglytics.kafka_clients import KafkaConnection
 from loglytics.partitioning import partition_for, tenant_partitioner
 from loglytics.providers.errors import NoProviderAvailable
@@ -95,18 +96,12 @@ class RemoteLedger(Ledger):
 
     async def _read(self) -> None:
         assert self._consumer is not None
-        while True:
-            try:
-                batch = await self._consumer.getmany(timeout_ms=200)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a broker hiccup must not strand the waiting calls
-                log.exception("reading %s failed; retrying", QUOTA_REPLIES.name)
-                await asyncio.sleep(0.2)
-                continue
-            for records in batch.values():
-                for record in records:
-                    self._route(record.key, record.value)
+        await follow_records(
+            self._consumer,
+            lambda _topic, key, value: self._route(key, value),
+            what=QUOTA_REPLIES.name,
+            retry_delay=0.2,
+        )
 
     def _route(self, key: Any, value: Any) -> None:
         if key != self.client_id.encode() or not isinstance(value, bytes):
