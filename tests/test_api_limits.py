@@ -32,6 +32,7 @@ RATE = {"rate_limit_requests": 5, "rate_limit_window": 60}
 @dataclass
 class Pair:
     gateways: list[GatewayProcess]
+    workers: list[WorkerProcess]
     tenant: str
     key: str
 
@@ -54,7 +55,7 @@ def pair(stack: StackState, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         for gateway in gateways:
             gateway.start()
         wait_accepted(stack, tenant, key)  # one accepted request: the window holds 1
-        yield Pair(gateways, tenant, key)
+        yield Pair(gateways, workers, tenant, key)
     finally:
         for gateway in gateways:
             gateway.stop()
@@ -121,3 +122,8 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     spec = httpx.get(f"{base}/openapi.json", timeout=30).json()
     operations = sum(len(ops) for ops in spec["paths"].values())
     assert f"Tested: {operations}" in summary and " passed" in summary, summary
+    # What the gateway accepted reached the workers' agents (requests, feedback): none died.
+    time.sleep(3.0)
+    for worker in pair.workers:
+        assert worker.proc is not None and worker.proc.poll() is None, worker.tail()
+        assert not worker.crashes(), "\n".join(worker.crashes()[:5])

@@ -153,6 +153,7 @@ def test_feedback_through_the_worker_and_the_cli(stack: StackState, tmp_path: Pa
         wait_for(lambda: [e for e in events(stack) if e["acknowledged"]], "the ack")
         letters = wait_for(lambda: letters_of(stack, far), "the far mute's dead letters")
         assert all("until" in letter.reason for letter in letters)
+        assert not worker.crashes(), "\n".join(worker.crashes()[:5])
         (muted,) = cli(stack, "mute", "--tenant", TENANT, "--incident", iid, "--reason", "expected")
         mute_id = muted["mute"]["mute_id"]
         assert muted["mute"]["template_ids"] == ["npe"]

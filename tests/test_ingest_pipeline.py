@@ -101,6 +101,7 @@ def test_records_reach_windows_and_bad_input_is_dead_lettered(
         reasons = " | ".join(d["reason"] for d in mine)
         assert "invalid JSON" in reasons and "tenant" in reasons
         assert worker.proc is not None and worker.proc.poll() is None, "worker died on bad input"
+        assert not worker.crashes(), "\n".join(worker.crashes()[:5])
     finally:
         worker.stop()
 

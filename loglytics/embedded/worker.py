@@ -92,6 +92,14 @@ class WorkerProcess:
             stop_pid(self.proc.pid, timeout=15)
             self.proc.wait(5)
 
+    def crashes(self) -> list[str]:
+        """The agent crashes logged so far (Faust's "Crashed reason=" lines): each one
+        dropped whatever its agent held, so a test of any input expects none."""
+        if not self.log_file.exists():
+            return []
+        text = self.log_file.read_text(errors="replace")
+        return [line[:300] for line in text.splitlines() if "Crashed reason=" in line]
+
     def tail(self, n: int = 60) -> str:
         if not self.log_file.exists():
             return ""
