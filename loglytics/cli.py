@@ -132,7 +132,10 @@ def _add_incidents_command(sub: argparse._SubParsersAction[argparse.ArgumentPars
         "--reason", choices=("false_positive", "expected", "maintenance"), help="mute: why"
     )
     p.add_argument(
-        "--for", dest="duration", default=None, help="mute: e.g. 2h (else until unmuted)"
+        "--for",
+        dest="duration",
+        default=None,
+        help="mute: e.g. 2h, at most 3660d (else until unmuted)",
     )
     p.add_argument("--by", default="", help="who gives the feedback")
     p.add_argument("--json", action="store_true")

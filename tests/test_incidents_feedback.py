@@ -7,14 +7,17 @@ and are stored flagged `muted`; after the unmute they open incidents again.
 
 from __future__ import annotations
 
+import argparse
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from clickhouse_connect.driver.client import Client
 from test_incidents import EXC, LAG, W, finding
 
+from loglytics.commands.incidents import _mute
 from loglytics.incidents.lifecycle import Lifecycle
 from loglytics.incidents.stage import IncidentStage
 from loglytics.incidents.state import dump_state, load_state
@@ -187,3 +190,21 @@ async def test_muted_findings_and_feedback_are_mirrored_to_clickhouse(client: Cl
         ("mute", mute.mute_id, "expected", True),
         ("unmute", mute.mute_id, "expected", False),
     ]
+
+
+@pytest.mark.parametrize(("duration", "ends"), [("2h", 7200.0), ("3660d", 3660 * 86400.0)])
+async def test_the_cli_mutes_for_up_to_ten_years(duration: str, ends: float) -> None:
+    made = await _mute(cast(Any, None), mute_args(duration), now=1_800_000_000.0)
+    assert isinstance(made, Mute) and made.until == 1_800_000_000.0 + ends
+
+
+@pytest.mark.parametrize("duration", ["3661d", "0s"])
+async def test_the_cli_refuses_a_mute_duration_out_of_range(duration: str) -> None:
+    refused = await _mute(cast(Any, None), mute_args(duration), now=1_800_000_000.0)
+    assert refused == "--for must be more than 0 and at most 3660 days"
+
+
+def mute_args(duration: str) -> argparse.Namespace:
+    return argparse.Namespace(
+        template=["npe"], source=[], incident=None, reason="expected", duration=duration, tenant="t"
+    )

@@ -129,7 +129,7 @@ async def _mute(kafka: KafkaConnection, args: argparse.Namespace, now: float) ->
         return f"mute needs --reason ({', '.join(MUTE_REASONS)})"
     duration = parse_duration(args.duration) if args.duration else None
     if duration is not None and not 0 < duration <= MAX_MUTE_SECONDS:
-        return f"--duration must be more than 0 and at most {MAX_MUTE_SECONDS // 86_400} days"
+        return f"--for must be more than 0 and at most {MAX_MUTE_SECONDS // 86_400} days"
     until = now + duration if duration is not None else None
     return Mute(
         mute_id=mute_id(args.tenant, templates, sources, now),
