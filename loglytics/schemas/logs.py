@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
 
 from loglytics.schemas.base import Record
 
-Identifier = str  # tenant and source ids: short, printable, no slash (used in keys)
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+Identifier = Annotated[str, Field(pattern=ID_PATTERN)]
+"""A tenant or source id: short, printable, no slash (it is part of keys and rows)."""
 
 
 class LogEvent(Record):
     """One log event, already structured by the shipper (or parsed by ingest)."""
 
-    tenant: str = Field(pattern=ID_PATTERN)
-    source: str = Field(pattern=ID_PATTERN)
+    tenant: Identifier
+    source: Identifier
     message: str
     timestamp: float | None = None
     level: str | None = None
@@ -40,8 +43,8 @@ class LogBatch(Record):
     format detection, or with `format` when given); `events` are pre-structured.
     """
 
-    tenant: str = Field(pattern=ID_PATTERN)
-    source: str = Field(pattern=ID_PATTERN)
+    tenant: Identifier
+    source: Identifier
     format: str | None = None
     lines: list[str] = Field(default_factory=list)
     events: list[BatchEvent] = Field(default_factory=list)

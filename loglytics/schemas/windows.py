@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from loglytics.schemas.base import EpochSeconds, Record
+from loglytics.schemas.logs import Identifier
 
 
 class NumericStats(Record):
@@ -20,7 +21,7 @@ class NumericStats(Record):
 class TemplateCount(Record):
     template_id: str
     template: str
-    count: int
+    count: int = Field(ge=0)
     level: str = "UNKNOWN"
     new: bool = False
     exemplars: list[str] = Field(default_factory=list)
@@ -30,15 +31,15 @@ class TemplateCount(Record):
 class WindowDigest(Record):
     """A closed tumbling window of one tenant/source, compact by construction."""
 
-    tenant: str
-    source: str
+    tenant: Identifier
+    source: Identifier
     window_start: EpochSeconds
     window_end: EpochSeconds
-    line_count: int
+    line_count: int = Field(ge=0)
     level_counts: dict[str, int] = Field(default_factory=dict)
     templates: list[TemplateCount] = Field(default_factory=list)
     new_template_ids: list[str] = Field(default_factory=list)
-    flagged_lines: int = 0
+    flagged_lines: int = Field(0, ge=0)
     closed_by: str = "watermark"
 
     @property
