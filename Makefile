@@ -23,7 +23,7 @@ test: $(STAMP) alertmanager chromium prometheus
 	$(BIN)/ruff check loglytics tests bench
 	$(BIN)/ruff format --check loglytics tests bench
 	$(BIN)/mypy loglytics tests bench
-	$(BIN)/pytest -q -ra
+	$(BIN)/pytest -q -ra --durations=15
 
 # The incident delivery tests run a real Alertmanager (Debian's prometheus-alertmanager).
 alertmanager:
