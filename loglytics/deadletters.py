@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import faust
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
@@ -23,7 +23,7 @@ from faust.types import EventT
 
 from loglytics.kafka_clients import MAX_MESSAGE_BYTES
 from loglytics.pipeline_metrics import PipelineMetrics
-from loglytics.schemas import DeadLetter
+from loglytics.schemas import DeadLetter, DecodeError, Record
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,21 @@ class DeadLetterFn(Protocol):
     async def __call__(
         self, stage: str, reason: str, event: EventT[Any] | None, original: bytes | None = None
     ) -> None: ...
+
+
+M = TypeVar("M", bound=Record)
+
+
+async def decoded(
+    event: EventT[Any], model: type[M], stage: str, dead_letter: DeadLetterFn
+) -> M | None:
+    """The event's value as `model`, or None once it is dead-lettered with the reason."""
+    value = event.message.value
+    try:
+        return model.from_bytes(value if isinstance(value, bytes) else b"")
+    except DecodeError as exc:
+        await dead_letter(stage, exc.reason, event)
+        return None
 
 
 class DeadLetters:

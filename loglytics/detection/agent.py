@@ -15,12 +15,12 @@ from typing import cast
 import faust
 from faust.types import StreamT
 
-from loglytics.deadletters import DeadLetterFn
+from loglytics.deadletters import DeadLetterFn, decoded
 from loglytics.detection.stage import DetectionStage
 from loglytics.partitioning import source_key
 from loglytics.pipeline_metrics import CountedFindings, PipelineMetrics
 from loglytics.runtime import Runtime
-from loglytics.schemas import DecodeError, WindowDigest
+from loglytics.schemas import WindowDigest
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +58,8 @@ def register(
         async for events in batches:
             groups: dict[str, list[WindowDigest]] = defaultdict(list)
             for event in events:
-                value = event.message.value
-                try:
-                    digest = WindowDigest.from_bytes(value if isinstance(value, bytes) else b"")
-                except DecodeError as exc:
-                    await dead_letter(STAGE, exc.reason, event)
+                digest = await decoded(event, WindowDigest, STAGE, dead_letter)
+                if digest is None:
                     continue
                 groups[source_key(digest.tenant, digest.source)].append(digest)
             await _detect_groups(stage, groups, dead_letter)

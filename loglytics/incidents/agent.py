@@ -15,26 +15,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
 
 import faust
 import httpx
-from faust.types import TP, EventT, StreamT
+from faust.types import TP, StreamT
 
-from loglytics.deadletters import DeadLetterFn
+from loglytics.deadletters import DeadLetterFn, decoded
 from loglytics.incidents.delivery import AlertmanagerSink, WebhookSink
 from loglytics.incidents.lifecycle import Lifecycle
 from loglytics.incidents.stage import IncidentStage
 from loglytics.partitioning import partition_for
 from loglytics.runtime import Runtime
-from loglytics.schemas import DecodeError, Finding, Incident, IncidentFeedback
+from loglytics.schemas import Finding, Incident, IncidentFeedback
 
 STAGE = "incidents"
 DELIVERY_STAGE = "incidents.delivery"
 BATCH_FINDINGS = 500
 BATCH_WITHIN = 0.25
 HTTP_TIMEOUT_S = 10.0
-M = TypeVar("M", Finding, Incident, IncidentFeedback)
 
 
 def register(
@@ -78,9 +76,9 @@ def register(
         """Findings in batches; a bad finding is dead-lettered, never fatal."""
         batches = stream.take_events(BATCH_FINDINGS, within=BATCH_WITHIN)  # type: ignore[attr-defined]
         async for events in batches:
-            decoded = [f for e in events if (f := await _decode(e, Finding, STAGE, dead_letter))]
-            if decoded:
-                await stage.absorb(decoded)
+            found = [f for e in events if (f := await decoded(e, Finding, STAGE, dead_letter))]
+            if found:
+                await stage.absorb(found)
 
     if feedback is not None:
         _feedback_agent(app, feedback, stage, dead_letter)
@@ -102,7 +100,7 @@ def register(
         @app.agent(incidents, name="loglytics.incidents.deliver")
         async def deliver(stream: StreamT[bytes]) -> None:
             async for event in stream.events():
-                incident = await _decode(event, Incident, DELIVERY_STAGE, dead_letter)
+                incident = await decoded(event, Incident, DELIVERY_STAGE, dead_letter)
                 if incident is None:
                     continue
                 if alertmanager is not None:
@@ -123,20 +121,9 @@ def _feedback_agent(
         async for event in stream.events():
             if not event.message.value:
                 continue  # a tombstone: nothing to apply
-            record = await _decode(event, IncidentFeedback, STAGE, dead_letter)
+            record = await decoded(event, IncidentFeedback, STAGE, dead_letter)
             if record is not None:
                 await stage.apply_feedback([record])
-
-
-async def _decode(
-    event: EventT[Any], model: type[M], stage: str, dead_letter: DeadLetterFn
-) -> M | None:
-    value = event.message.value
-    try:
-        return model.from_bytes(value if isinstance(value, bytes) else b"")
-    except DecodeError as exc:
-        await dead_letter(stage, exc.reason, event)
-        return None
 
 
 def _owner(app: faust.App, findings: faust.TopicT) -> Callable[[bytes], bool]:

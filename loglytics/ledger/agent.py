@@ -23,10 +23,10 @@ from typing import Any
 import faust
 from faust.types import StreamT
 
-from loglytics.deadletters import DeadLetterFn
+from loglytics.deadletters import DeadLetterFn, decoded
 from loglytics.providers.ledger import apply
 from loglytics.providers.quota import QuotaLedger, RateWindow
-from loglytics.schemas import DecodeError, LedgerOp
+from loglytics.schemas import LedgerOp
 from loglytics.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -77,11 +77,8 @@ def register(
     async def own_budgets(stream: StreamT[bytes]) -> None:
         """Apply each op in partition order and answer its asker."""
         async for event in stream.events():
-            raw = event.value
-            try:
-                op = LedgerOp.from_bytes(raw)
-            except DecodeError as exc:
-                await dead_letter("ledger", exc.reason, event)
+            op = await decoded(event, LedgerOp, "ledger", dead_letter)
+            if op is None:
                 continue
             try:
                 reply = apply(book, op)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import faust
 from faust.types import StreamT
 
-from loglytics.deadletters import DeadLetterFn
+from loglytics.deadletters import DeadLetterFn, decoded
 from loglytics.runtime import Runtime
-from loglytics.schemas import DecodeError, TenantRecord
+from loglytics.schemas import TenantRecord
 from loglytics.tenants.forget import forget_tenant
 
 STAGE = "tenants"
@@ -32,10 +32,8 @@ def register(
             if value is None and isinstance(key, bytes) and key:  # `loglytics tenants delete`
                 await forget_tenant(app.tables.values(), runtime, key.decode(errors="replace"))
                 continue
-            try:
-                record = TenantRecord.from_bytes(value if isinstance(value, bytes) else b"")
-            except DecodeError as exc:
-                await dead_letter(STAGE, exc.reason, event)
+            record = await decoded(event, TenantRecord, STAGE, dead_letter)
+            if record is None:
                 continue
             if isinstance(key, bytes) and key != record.tenant.encode():
                 await dead_letter(STAGE, "message key does not match the tenant id", event)
