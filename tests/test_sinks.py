@@ -86,16 +86,13 @@ def events(*values: bytes) -> list[EventT[Any]]:
     return [cast(EventT[Any], Event(Message(v, offset=i))) for i, v in enumerate(values)]
 
 
-def add_feedback(sink: ClickHouseSink, records: list[IncidentFeedback]) -> None:
-    for record in records:
-        sink.add_feedback(record)
-
-
 async def test_an_unstorable_time_is_dead_lettered_naming_it_and_the_rest_are_stored() -> None:
     inserted, letters = Inserted(), Letters()
     sink = ClickHouseSink(inserted)
     batch = events(ack(1), far_mute(), ack(2))
-    await store_events(sink, batch, IncidentFeedback, add_feedback, "sink.feedback", letters)
+    await store_events(
+        sink, batch, IncidentFeedback, ClickHouseSink.add_feedback, "sink.feedback", letters
+    )
     stored = inserted.rows["incident_feedback"]
     assert len(stored) == 2 and sink.rows_pending == 0
     [(stage, reason, original)] = letters.sent
@@ -107,10 +104,10 @@ async def test_a_record_whose_row_fails_is_dead_lettered_and_its_neighbours_stor
     inserted, letters = Inserted(), Letters()
     sink = ClickHouseSink(inserted)
 
-    def refuse_the_second(sink: ClickHouseSink, records: list[IncidentFeedback]) -> None:
-        if records[0].incident_id == "i2":
+    def refuse_the_second(sink: ClickHouseSink, record: IncidentFeedback) -> None:
+        if record.incident_id == "i2":
             raise OverflowError("date value out of range")
-        add_feedback(sink, records)
+        sink.add_feedback(record)
 
     batch = events(ack(1), ack(2), ack(3), b"{not json")
     await store_events(sink, batch, IncidentFeedback, refuse_the_second, "sink.feedback", letters)

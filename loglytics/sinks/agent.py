@@ -16,10 +16,9 @@ from typing import Any, TypeVar
 import faust
 from faust.types import EventT, StreamT
 
-from loglytics.deadletters import DeadLetterFn
+from loglytics.deadletters import DeadLetterFn, decoded
 from loglytics.runtime import Runtime
 from loglytics.schemas import (
-    DecodeError,
     Finding,
     Incident,
     IncidentFeedback,
@@ -47,35 +46,22 @@ def register(
     feedback: faust.TopicT | None = None,
 ) -> None:
     """Declare one sink agent per stored topic on the app."""
-
-    def add_usage(sink: ClickHouseSink, records: list[UsageRecord]) -> None:
-        for record in records:
-            sink.add_usage(record)
-
-    _sink_agent(app, runtime, findings, Finding, "sink.findings", _add_findings, dead_letter)
-    _sink_agent(app, runtime, usage, UsageRecord, "sink.usage", add_usage, dead_letter)
+    _sink_agent(app, runtime, findings, Finding, "sink.findings", _add_finding, dead_letter)
+    _sink_agent(
+        app, runtime, usage, UsageRecord, "sink.usage", ClickHouseSink.add_usage, dead_letter
+    )
     if incidents is not None:
-        _sink_agent(
-            app, runtime, incidents, Incident, "sink.incidents", _add_incidents, dead_letter
-        )
+        add_incident = ClickHouseSink.add_incident
+        _sink_agent(app, runtime, incidents, Incident, "sink.incidents", add_incident, dead_letter)
     if feedback is not None:
+        add_feedback = ClickHouseSink.add_feedback
         _sink_agent(
-            app, runtime, feedback, IncidentFeedback, "sink.feedback", _add_feedback, dead_letter
+            app, runtime, feedback, IncidentFeedback, "sink.feedback", add_feedback, dead_letter
         )
 
 
-def _add_findings(sink: ClickHouseSink, findings: list[Finding]) -> None:
-    sink.add_findings(findings)
-
-
-def _add_incidents(sink: ClickHouseSink, incidents: list[Incident]) -> None:
-    for incident in incidents:
-        sink.add_incident(incident)
-
-
-def _add_feedback(sink: ClickHouseSink, records: list[IncidentFeedback]) -> None:
-    for record in records:
-        sink.add_feedback(record)
+def _add_finding(sink: ClickHouseSink, finding: Finding) -> None:
+    sink.add_findings([finding])
 
 
 def _sink_agent(
@@ -84,7 +70,7 @@ def _sink_agent(
     topic: faust.TopicT,
     model: type[R],
     stage: str,
-    add: Callable[[ClickHouseSink, list[R]], None],
+    add: Callable[[ClickHouseSink, R], None],
     dead_letter: DeadLetterFn,
 ) -> None:
     async def store(stream: StreamT[bytes]) -> None:
@@ -100,7 +86,7 @@ async def store_events(
     sink: ClickHouseSink,
     events: Sequence[EventT[Any]],
     model: type[R],
-    add: Callable[[ClickHouseSink, list[R]], None],
+    add: Callable[[ClickHouseSink, R], None],
     stage: str,
     dead_letter: DeadLetterFn,
 ) -> None:
@@ -110,21 +96,22 @@ async def store_events(
     its column cannot hold) must not take its batch down with it; an exception out
     of the agent would restart it and drop the batch it was holding.
     """
+    added = False
     for event in events:
-        value = event.message.value
-        if value is None:
+        if event.message.value is None:
             continue  # a tombstone on a compacted topic: nothing to store
-        try:
-            record = model.from_bytes(value if isinstance(value, bytes) else b"")
-        except DecodeError as exc:
-            await dead_letter(stage, exc.reason, event)
+        record = await decoded(event, model, stage, dead_letter)
+        if record is None:
             continue
         await sink.wait_capacity()
         try:
-            add(sink, [record])
+            add(sink, record)
         except SinkError:
             raise
         except Exception as exc:  # any row this record makes is refused, the rest go on
             log.warning("%s: a record not storable: %s", stage, exc)
             await dead_letter(stage, f"not storable: {exc}"[:500], event)
-    await sink.flush()
+            continue
+        added = True
+    if added:
+        await sink.flush()
