@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from loglytics.kafka_admin import ensure_topics
 from loglytics.kafka_clients import KafkaConnection
@@ -45,9 +46,16 @@ async def follow_records(
             log.exception("reading %s failed; retrying", what)
             await asyncio.sleep(retry_delay)
             continue
-        for tp, records in batch.items():
-            for record in records:
-                apply(tp.topic, record.key, record.value)
+        hand_out(batch, apply)
+
+
+def hand_out(
+    batch: Mapping[TopicPartition, Sequence[ConsumerRecord[Any, Any]]], apply: Apply
+) -> None:
+    """Every record of one fetch to `apply`, in the fetch's order."""
+    for tp, records in batch.items():
+        for record in records:
+            apply(tp.topic, record.key, record.value)
 
 
 class TopicFollower:
@@ -87,18 +95,12 @@ class TopicFollower:
             ends = await consumer.end_offsets(tps)
             async with asyncio.timeout(LOAD_TIMEOUT):
                 while any([await consumer.position(tp) < ends[tp] for tp in tps]):
-                    await self._read(consumer, 500)
+                    hand_out(await consumer.getmany(timeout_ms=500), self.apply)
         except BaseException:
             await consumer.stop()
             raise
         self._consumer = consumer
         self._task = asyncio.create_task(self._follow(consumer), name=self.name)
-
-    async def _read(self, consumer: AIOKafkaConsumer, timeout_ms: int) -> None:
-        batch = await consumer.getmany(timeout_ms=timeout_ms)
-        for tp, records in batch.items():
-            for record in records:
-                self.apply(tp.topic, record.key, record.value)
 
     async def _follow(self, consumer: AIOKafkaConsumer) -> None:
         await follow_records(consumer, self.apply, what=f"{self.name}: {', '.join(self.topics)}")
