@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from kafka_io import Message, produce
 from scale_cluster import PARTITIONS, SLOW, Asked, ask_on
+from test_detection_pipeline import window_lines
 from test_requests_support import request, uid
 
 from loglytics.clients import RequestClient
@@ -41,18 +42,6 @@ def sources_on_every_partition(tenant: str, prefix: str = "s") -> list[str]:
         by_partition.setdefault(partition_for(f"{tenant}/{source}", PARTITIONS), source)
     assert len(by_partition) == PARTITIONS
     return [by_partition[p] for p in sorted(by_partition)]
-
-
-def window_lines(start: float) -> list[str]:
-    """Twenty quiet lines and a burst of five errors: a finding in every window."""
-    lines = []
-    for i in range(20):
-        ts = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(start + i * 0.4))
-        lines.append(f"{ts},000 INFO [main] com.shop.Api: served request {i} for user{i % 3}")
-    for i in range(5):
-        ts = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(start + 8 + i * 0.2))
-        lines.append(f"{ts},000 ERROR [pool] com.shop.Db: Connection to db-1 refused (attempt {i})")
-    return lines
 
 
 @dataclass

@@ -21,7 +21,8 @@ WINDOWS = 30
 WINDOW = 10.0
 
 
-def _window_lines(start: float) -> list[str]:
+def window_lines(start: float) -> list[str]:
+    """Twenty quiet lines and a burst of five errors: a finding in every window."""
     lines = []
     for i in range(20):
         ts = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(start + i * 0.4))
@@ -37,7 +38,7 @@ def test_findings_survive_a_crash_and_are_stored_once(stack: StackState, tmp_pat
     messages = [
         (
             f"{TENANT}/db".encode(),
-            LogBatch(tenant=TENANT, source="db", lines=_window_lines(t0 + w * WINDOW)).to_bytes(),
+            LogBatch(tenant=TENANT, source="db", lines=window_lines(t0 + w * WINDOW)).to_bytes(),
             None,
         )
         for w in range(WINDOWS)
