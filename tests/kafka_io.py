@@ -54,10 +54,3 @@ def wait_for(
             return records
         time.sleep(1.0)
     raise AssertionError(f"timed out waiting for {what}; last saw {len(records)} records")
-
-
-def delivered() -> asyncio.Future[None]:
-    """What a fake topic's `send` returns: Faust's is awaited again for the delivery."""
-    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    done.set_result(None)
-    return done

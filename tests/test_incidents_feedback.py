@@ -8,7 +8,6 @@ and are stored flagged `muted`; after the unmute they open incidents again.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,6 @@ from typing import Any, cast
 
 import pytest
 from clickhouse_connect.driver.client import Client
-from kafka_io import delivered
 from test_incidents import EXC, LAG, W, finding
 
 from loglytics.commands.incidents import _mute
@@ -37,11 +35,10 @@ class Out:
         self.model = model
         self.values: list[Incident | Finding] = []
 
-    async def send(self, *, key: bytes, value: bytes) -> asyncio.Future[None]:
+    async def send(self, *, key: bytes, value: bytes) -> None:
         record = self.model.from_bytes(value)
         assert key == record.tenant.encode()
         self.values.append(record)
-        return delivered()
 
 
 def stage_with_outputs() -> tuple[IncidentStage, Out, Out, dict[bytes, object]]:

@@ -16,10 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable, MutableMapping
 
 import faust
-from faust.types import RecordMetadata
 
 from loglytics.incidents.delivery import AlertmanagerSink
 from loglytics.incidents.lifecycle import Lifecycle
@@ -57,11 +56,8 @@ class IncidentStage:
         self.findings_out = findings_out
         self.lock = asyncio.Lock()
 
-    async def send(self, incident: Incident) -> Awaitable[RecordMetadata]:
-        """Hand the event to the producer; the result is awaited for its delivery."""
-        return await self.incidents_out.send(
-            key=incident.tenant.encode(), value=incident.to_bytes()
-        )
+    async def send(self, incident: Incident) -> None:
+        await self.incidents_out.send(key=incident.tenant.encode(), value=incident.to_bytes())
 
     async def absorb(self, findings: list[Finding]) -> list[Incident]:
         """Fold a batch of findings into their tenants' incidents; return the events sent."""
@@ -133,7 +129,6 @@ class IncidentStage:
         ]
 
     async def _commit(self, key: bytes, state: TenantIncidents, events: list[Incident]) -> None:
-        # Delivered before the state that says they were sent is written (a crash in
-        # between replays the findings and sends them again, same incident versions).
-        await asyncio.gather(*[await self.send(event) for event in events])
+        for event in events:
+            await self.send(event)
         self.table[key] = dump_state(state)
