@@ -35,7 +35,8 @@ class LedgerOp(Record):
     tenant: str = Field(min_length=1, max_length=64)
     tier: Literal["free", "pro"] = "free"
     call_id: str = Field("", max_length=300)
-    tokens: int = Field(0, ge=0)
+    # At most a UInt32 per op (what the usage columns hold): sums stay within 64 bits.
+    tokens: int = Field(0, ge=0, le=2**32 - 1)
     count_call: bool = True
     lease_s: float = Field(0.0, ge=0.0)
     reply_to: str = Field("", max_length=200)
