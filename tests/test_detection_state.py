@@ -8,9 +8,11 @@ named form.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, get_args
 
 import orjson
+from kafka_io import delivered
 
 from loglytics.detection.baseline import (
     Baseline,
@@ -185,8 +187,9 @@ class _Topic:
     def __init__(self) -> None:
         self.sent: list[Finding] = []
 
-    async def send(self, key: bytes, value: bytes) -> None:
+    async def send(self, key: bytes, value: bytes) -> asyncio.Future[None]:
         self.sent.append(Finding.from_bytes(value))
+        return delivered()
 
 
 async def test_the_stage_carries_on_from_legacy_rows_and_stores_named_ones() -> None:

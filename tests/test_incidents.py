@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from kafka_io import delivered
+
 from loglytics.incidents.lifecycle import Lifecycle
 from loglytics.incidents.rules import dependency_names, families
 from loglytics.incidents.stage import IncidentStage
@@ -231,10 +235,11 @@ class Sent:
     def __init__(self) -> None:
         self.values: list[Incident] = []
 
-    async def send(self, *, key: bytes, value: bytes) -> None:
+    async def send(self, *, key: bytes, value: bytes) -> asyncio.Future[None]:
         incident = Incident.from_bytes(value)
         assert key == incident.tenant.encode()
         self.values.append(incident)
+        return delivered()
 
 
 async def test_the_stage_keeps_one_row_per_tenant_and_resolves_only_what_it_owns() -> None:

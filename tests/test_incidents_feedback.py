@@ -8,6 +8,7 @@ and are stored flagged `muted`; after the unmute they open incidents again.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any, cast
 
 import pytest
 from clickhouse_connect.driver.client import Client
+from kafka_io import delivered
 from test_incidents import EXC, LAG, W, finding
 
 from loglytics.commands.incidents import _mute
@@ -35,10 +37,11 @@ class Out:
         self.model = model
         self.values: list[Incident | Finding] = []
 
-    async def send(self, *, key: bytes, value: bytes) -> None:
+    async def send(self, *, key: bytes, value: bytes) -> asyncio.Future[None]:
         record = self.model.from_bytes(value)
         assert key == record.tenant.encode()
         self.values.append(record)
+        return delivered()
 
 
 def stage_with_outputs() -> tuple[IncidentStage, Out, Out, dict[bytes, object]]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
 
 import orjson
 import pytest
+from kafka_io import delivered
 
 from loglytics.ingest import IngestStage
 from loglytics.ingest import stage as stage_module
@@ -48,8 +50,9 @@ class _Topic:
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
 
-    def send_soon(self, *, key: bytes, value: bytes) -> None:
+    def send_soon(self, *, key: bytes, value: bytes) -> asyncio.Future[None]:
         self.sent.append(orjson.loads(value))
+        return delivered()
 
 
 def _stage(state: dict[bytes, Any], templates: dict[bytes, Any], topic: _Topic) -> IngestStage:

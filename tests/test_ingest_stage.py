@@ -9,11 +9,13 @@ it had written them itself.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 import orjson
 import pytest
+from kafka_io import delivered
 
 from loglytics.ingest import IngestStage, SourceWork
 from loglytics.ingest import stage as stage_module
@@ -79,8 +81,9 @@ class _Topic:
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
 
-    def send_soon(self, *, key: bytes, value: bytes) -> None:
+    def send_soon(self, *, key: bytes, value: bytes) -> asyncio.Future[None]:
         self.sent.append(orjson.loads(value))
+        return delivered()
 
 
 @pytest.fixture

@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, MutableMapping
 
 import faust
+from faust.types import RecordMetadata
 
 from loglytics.detection.baseline import Baseline, restore_baseline, update_baseline
 from loglytics.detection.findings import Candidate, build_finding, candidates
@@ -81,8 +82,9 @@ class DetectionStage:
         self.findings_out = findings_out
         self.pending = PendingJudgements()
 
-    async def send(self, finding: Finding) -> None:
-        await self.findings_out.send(key=finding.tenant.encode(), value=finding.to_bytes())
+    async def send(self, finding: Finding) -> Awaitable[RecordMetadata]:
+        """Hand the finding to the producer; the result is awaited for its delivery."""
+        return await self.findings_out.send(key=finding.tenant.encode(), value=finding.to_bytes())
 
     async def detect_source(self, digests: list[WindowDigest]) -> list[Finding]:
         """Signals, candidates and findings for one source's digests of a batch."""
@@ -105,8 +107,9 @@ class DetectionStage:
         verdicts = _TenantVerdicts(self.verdicts, tenant)
         known, fresh = split_cached(all_cands, verdicts)
         findings = [_finding(c, known.get(c.judgement_key, RULES)) for c in all_cands]
-        for finding in findings:
-            await self.send(finding)
+        # Delivered before the baseline that says their windows were processed is written:
+        # a crash in between replays the windows (same finding ids) instead of skipping them.
+        await asyncio.gather(*[await self.send(finding) for finding in findings])
         if rt.sink is not None:
             for digest, _ in per_window:
                 rt.sink.add_window(digest)

@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 
 import faust
+from faust.types import RecordMetadata
 
 from loglytics.incidents.delivery import AlertmanagerSink
 from loglytics.incidents.lifecycle import Lifecycle
@@ -56,8 +57,11 @@ class IncidentStage:
         self.findings_out = findings_out
         self.lock = asyncio.Lock()
 
-    async def send(self, incident: Incident) -> None:
-        await self.incidents_out.send(key=incident.tenant.encode(), value=incident.to_bytes())
+    async def send(self, incident: Incident) -> Awaitable[RecordMetadata]:
+        """Hand the event to the producer; the result is awaited for its delivery."""
+        return await self.incidents_out.send(
+            key=incident.tenant.encode(), value=incident.to_bytes()
+        )
 
     async def absorb(self, findings: list[Finding]) -> list[Incident]:
         """Fold a batch of findings into their tenants' incidents; return the events sent."""
@@ -129,6 +133,7 @@ class IncidentStage:
         ]
 
     async def _commit(self, key: bytes, state: TenantIncidents, events: list[Incident]) -> None:
-        for event in events:
-            await self.send(event)
+        # Delivered before the state that says they were sent is written (a crash in
+        # between replays the findings and sends them again, same incident versions).
+        await asyncio.gather(*[await self.send(event) for event in events])
         self.table[key] = dump_state(state)

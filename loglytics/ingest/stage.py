@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -43,9 +43,11 @@ Message = tuple[Decoded, int, int]
 
 
 class DigestOut(Protocol):
-    """Where digests go: the `logs.windows` topic (its producer buffer), or a test's recorder."""
+    """Where digests go: the `logs.windows` topic (its producer buffer), or a test's recorder.
 
-    def send_soon(self, *, key: bytes, value: bytes) -> Any: ...
+    `send_soon` returns what resolves once the digest is delivered."""
+
+    def send_soon(self, *, key: bytes, value: bytes) -> Awaitable[Any]: ...
 
 
 @dataclass(slots=True)
@@ -115,11 +117,15 @@ class IngestStage:
         """On rebalance: partitions may have moved, so rebuild pipelines from the tables."""
         self.pipelines.clear()
 
-    def emit(self, tenant: str, source: str, wins: list[WindowAcc], closed_by: str) -> None:
-        """Queue the digests on the app's producer buffer (flushed before every offset commit).
+    def emit(
+        self, tenant: str, source: str, wins: list[WindowAcc], closed_by: str
+    ) -> list[Awaitable[Any]]:
+        """Queue the digests on the app's producer buffer; their deliveries, to await.
 
-        Not awaited one by one: with the embedded broker each record is its own
-        produce request, and waiting for each would stall the next batch.
+        Queued together and awaited together (by the caller, before it writes the
+        state rows that say these windows closed): with the embedded broker each
+        record is its own produce request, and waiting for each in turn would
+        stall the batch once per digest.
         """
         pipe = self.pipelines.get(source_key(tenant, source))
 
@@ -129,10 +135,13 @@ class IngestStage:
             tpl = pipe.miner.template(pipe.miner.resolve(tid))
             return tpl.template if tpl else None
 
+        deliveries = []
         for win in wins:
             digest: WindowDigest = to_digest(tenant, source, win, closed_by, template_of)
-            self.windows.send_soon(key=source_key(tenant, source).encode(), value=digest.to_bytes())
+            key = source_key(tenant, source).encode()
+            deliveries.append(self.windows.send_soon(key=key, value=digest.to_bytes()))
             self.windows_out += 1
+        return deliveries
 
     def compute(self, work: list[SourceWork], arrival: float) -> None:
         """Parse, mine and window a batch's messages: the CPU work, apart from all I/O.
@@ -189,22 +198,39 @@ class IngestStage:
             work.append(SourceWork(key, messages, state, pipe))
         async with self.lock:  # the idle timer must not close windows of a state in flight
             self.compute(work, arrival)
+            emitted: list[SourceWork] = []
+            deliveries: list[Awaitable[Any]] = []
             for item in work:
                 try:
                     if item.error is not None:
                         await self._give_up(item.key, item.messages, item.error)
                     elif item.absorbed:
-                        self._commit(item)
+                        deliveries.extend(self._emit_closed(item))
+                        emitted.append(item)
+                except Exception as exc:
+                    await self._give_up(item.key, item.messages, exc)
+            # Digests delivered before the rows that say their windows closed: a crash in
+            # between replays the messages and sends the same digests again, where the
+            # other order would leave the next owner with the windows closed and lost.
+            await asyncio.gather(*deliveries)
+            for item in emitted:
+                try:
+                    self._write_rows(item)
                 except Exception as exc:
                     await self._give_up(item.key, item.messages, exc)
 
-    def _commit(self, item: SourceWork) -> None:
-        """Emit the windows the batch closed and write the source's table rows."""
+    def _emit_closed(self, item: SourceWork) -> list[Awaitable[Any]]:
+        """Queue the digests of the windows the batch closed; their deliveries."""
+        if not item.closed:
+            return []
+        tenant, source = item.messages[0][0].tenant, item.messages[0][0].source
+        return self.emit(tenant, source, item.closed, "watermark")
+
+    def _write_rows(self, item: SourceWork) -> None:
+        """Write the source's table rows (its state and changed templates)."""
         tenant, source = item.messages[0][0].tenant, item.messages[0][0].source
         self.lines_in += item.lines
         self.last_arrival[item.key] = time.monotonic()
-        if item.closed:
-            self.emit(tenant, source, item.closed, "watermark")
         for tpl in item.templates:
             tkey = state_key(tenant, source, tpl.template_id).encode()
             if tpl.evicted:
@@ -254,10 +280,10 @@ class IngestStage:
                 tenant, source = key.split("/", 1)
                 closed = closable(state, self.settings.allowed_lateness_seconds, idle=True)
                 try:
-                    self.emit(tenant, source, closed, "idle")
+                    await asyncio.gather(*self.emit(tenant, source, closed, "idle"))
                 except Exception as exc:  # the timer must keep ticking for the other sources
                     log.exception("closing the idle windows of %s failed", key)
                     await self.dead_letter(
                         "windows", f"internal error: {exc!r}", None, orjson.dumps(closed)
                     )
-                self.state_table[bkey] = state
+                self.state_table[bkey] = state  # after the deliveries, as in `absorb`
