@@ -38,6 +38,7 @@ from loglytics.schemas import LLMRequest, LLMResponse
 from loglytics.storage.client import open_client
 
 SLOW = "SLOW"
+SYNCED = "Successfully synced group"  # aiokafka, once a member has its assignment
 PARTITIONS = 4
 
 
@@ -108,14 +109,25 @@ class Cluster:
             worker.wait_ready(marker, timeout=120)
 
     def stop(self) -> None:
-        """Stop every worker, side by side (each clean stop takes seconds)."""
-        threads = [threading.Thread(target=w.stop) for w in self.workers if running(w)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        for worker in self.workers:
-            worker.stop()  # any a thread could not stop (it waits for the process here)
+        """Stop every worker, one at a time, each once the others re-formed the group.
+
+        Not side by side: the embedded broker (Tansu 0.6) keeps a group's recorded
+        leader when that leader leaves while the group is re-forming, so two members
+        leaving at once can leave a leader no later member replaces. Every member that
+        joins afterwards is a follower whose SyncGroup is refused, and the group never
+        forms again (each worker logs "(Re-)joining group" every few seconds, forever).
+        """
+        left = [w for w in self.workers if running(w)]
+        try:
+            while left:
+                leaving = left.pop()
+                marks = [w.log_mark() for w in left]
+                leaving.stop()
+                for worker, mark in zip(left, marks, strict=True):
+                    worker.wait_logged(SYNCED, mark, 60, "back in the group")
+        finally:
+            for worker in self.workers:
+                worker.stop()  # whatever a failed wait left running
 
     @property
     def kafka(self) -> KafkaConnection:

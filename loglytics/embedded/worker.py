@@ -61,14 +61,22 @@ class WorkerProcess:
         Call it from the thread that lives as long as the worker should: the child gets
         SIGTERM when the thread that spawned it ends (PR_SET_PDEATHSIG is per thread)."""
         self.starts += 1
-        marker = self.log_file.stat().st_size if self.log_file.exists() else 0
+        marker = self.log_mark()
         self.proc = spawn(
             [sys.executable, "-m", "loglytics", "worker"], self.log_file, tied=True, env=self.env
         )
         return marker
 
+    def log_mark(self) -> int:
+        """Where the log ends now: `wait_logged` reads what comes after it."""
+        return self.log_file.stat().st_size if self.log_file.exists() else 0
+
     def wait_ready(self, marker: int, timeout: float = 60.0) -> None:
         """Until the worker logs that it is ready (after `marker`); any thread may wait."""
+        self.wait_logged(READY_MARK, marker, timeout, "ready")
+
+    def wait_logged(self, text: str, marker: int, timeout: float, what: str) -> None:
+        """Until the worker's log holds `text` after `marker` (it must keep running)."""
         assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -76,10 +84,10 @@ class WorkerProcess:
                 raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.tail()}")
             with open(self.log_file, "rb") as fh:
                 fh.seek(marker)
-                if READY_MARK.encode() in fh.read():
+                if text.encode() in fh.read():
                     return
             time.sleep(0.2)
-        raise TimeoutError(f"worker not ready within {timeout}s:\n{self.tail()}")
+        raise TimeoutError(f"worker not {what} within {timeout}s:\n{self.tail()}")
 
     def kill(self) -> None:
         """SIGKILL: no clean shutdown, no final commit (a crash)."""
