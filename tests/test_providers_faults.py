@@ -357,3 +357,36 @@ async def test_slow_stream_falls_back_within_one_timeout(fake: FakeOpenAI) -> No
     final = events[-1]
     assert isinstance(final, PoolResult) and final.provider == "good"
     assert 0.6 <= elapsed < 1.2 and slow.hits == 1
+
+
+async def test_stop_lets_a_call_in_flight_finish_within_the_grace() -> None:
+    """The worker stops its runtime (and this pool) before its agents: a detection
+    verdict on its way must still get its answer, not a closed client."""
+    async with FakeOpenAI(Step(delay=0.5), name="slow") as slow:
+        records: list[UsageRecord] = []
+        pool = make_pool(slow.provider(), records=records, stop_grace=5.0)
+        call = asyncio.ensure_future(
+            pool.complete(tenant="t", tier="free", task="detect", messages=MSGS, output=Verdict)
+        )
+        while not slow.hits:
+            await asyncio.sleep(0.01)
+        await pool.stop()
+        assert call.done(), "stop returned while the call was still running"
+        result = call.result()
+        assert result.data == Verdict(verdict="ok", score=3)
+        assert [r.provider for r in records] == ["slow"]
+
+
+async def test_stop_closes_after_the_grace_when_a_call_takes_longer() -> None:
+    async with FakeOpenAI(Step(delay=5.0), name="slow") as slow:
+        pool = make_pool(slow.provider(), stop_grace=0.3, timeout=10.0)
+        call = asyncio.ensure_future(
+            pool.complete(tenant="t", tier="free", task="detect", messages=MSGS)
+        )
+        while not slow.hits:
+            await asyncio.sleep(0.01)
+        began = time.perf_counter()
+        await pool.stop()
+        assert time.perf_counter() - began < 2.0, "a clean stop must stay prompt"
+        with pytest.raises(NoProviderAvailable):
+            await call

@@ -44,6 +44,9 @@ class Accounting:
         self._on_usage = on_usage
         self.metrics = metrics
         self._background: set[asyncio.Task[None]] = set()
+        self.open_calls = 0
+        self._no_open_calls = asyncio.Event()
+        self._no_open_calls.set()
 
     async def reserve(self, call: PoolCall) -> Reservation | None:
         """Hold the call's worst case, or raise `QuotaExceeded` (counted) with nothing held.
@@ -107,6 +110,23 @@ class Accounting:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    async def wait_calls(self, timeout: float) -> int:
+        """Wait up to `timeout` seconds for the calls in flight to end; how many are left."""
+        try:
+            await asyncio.wait_for(self._no_open_calls.wait(), timeout)
+        except TimeoutError:
+            pass
+        return self.open_calls
+
+    def _opened(self) -> None:
+        self.open_calls += 1
+        self._no_open_calls.clear()
+
+    def _closed(self) -> None:
+        self.open_calls -= 1
+        if not self.open_calls:
+            self._no_open_calls.set()
+
     async def drain(self) -> None:
         """Wait for records still being emitted in the background."""
         if self._background:
@@ -141,6 +161,7 @@ class Booking:
         self.hit: PoolResult | None = None
 
     async def __aenter__(self) -> Booking:
+        self._accounting._opened()
         return self
 
     def _charged_to(self) -> tuple[str, str]:
@@ -178,6 +199,12 @@ class Booking:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
     ) -> None:
+        try:
+            await self._account(exc)
+        finally:
+            self._accounting._closed()
+
+    async def _account(self, exc: BaseException | None) -> None:
         call, accounting = self.call, self._accounting
         metrics = accounting.metrics
         if isinstance(exc, PoolError):

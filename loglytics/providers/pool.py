@@ -95,9 +95,11 @@ class LLMPool:
         health_interval: float = 15.0,
         registry: CollectorRegistry | None = None,
         rng: random.Random | None = None,
+        stop_grace: float = 5.0,
     ) -> None:
         self.metrics = PoolMetrics(registry)
         self.timeout = timeout
+        self.stop_grace = stop_grace
         self.default_max_tokens = default_max_tokens
         self.default_temperature = default_temperature
         self.retry = retry or RetryPolicy()
@@ -217,8 +219,20 @@ class LLMPool:
         self._health.start()
 
     async def stop(self) -> None:
-        """Stop health checks, wait for pending usage callbacks, close provider clients."""
+        """Stop health checks, let the calls in flight end (for up to `stop_grace`
+        seconds), wait for pending usage callbacks, close provider clients.
+
+        Why wait: a worker stops its runtime, and so this pool, before its agents, and
+        a detection verdict still on its way would fail on a closed client and keep
+        the rules' wording for good (its window is absorbed by then). A call still
+        running after the grace fails as before: a clean stop must stay prompt.
+        """
         await self._health.stop()
+        left = await self._accounting.wait_calls(self.stop_grace)
+        if left:
+            log.warning(
+                "%d LLM calls still running after %.1f s; closing anyway", left, self.stop_grace
+            )
         await self._accounting.drain()
         for slot in self._slots.values():
             try:
