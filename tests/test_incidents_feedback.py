@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
+import orjson
 import pytest
 from clickhouse_connect.driver.client import Client
 from kafka_io import delivered
@@ -24,6 +25,7 @@ from loglytics.incidents.lifecycle import Lifecycle
 from loglytics.incidents.stage import IncidentStage
 from loglytics.incidents.state import dump_state, load_state
 from loglytics.schemas import Finding, Incident, IncidentFeedback, Mute, mute_id
+from loglytics.schemas.base import LATEST
 from loglytics.storage.client import open_client
 from loglytics.storage.schema import migrate
 from loglytics.storage.sink import ClickHouseSink
@@ -137,6 +139,21 @@ async def test_a_mute_for_a_duration_ends_by_itself() -> None:
     await stage.tick(start + 3 * W + LAG)
     assert load_state(table[b"globex#incidents"]).mutes == {}
     assert dump_state(load_state(table[b"globex#incidents"]))
+
+
+async def test_a_row_with_a_mute_from_before_the_time_bounds_still_loads() -> None:
+    """A mute stored before times were bounded (`until` 10**16 s away) keeps muting, until
+    the last storable time, and the rest of the row (the open incident) loads with it."""
+    stage, _, _, table = stage_with_outputs()
+    (opened,) = await stage.absorb([finding(0, "npe", EXC)])
+    row = orjson.loads(dump_state(load_state(table[b"globex#incidents"])))
+    legacy = npe_mute(created_at=opened.opened_at).model_dump(mode="json")
+    legacy["until"] = 2.5e16
+    row["mutes"] = {legacy["mute_id"]: legacy}
+    state = load_state(orjson.dumps(row))
+    assert [inc.incident.incident_id for inc in state.open.values()] == [opened.incident_id]
+    (mute,) = state.mutes.values()
+    assert mute.until == LATEST.timestamp() and mute.active
 
 
 def test_feedback_keys_compact_per_incident_action_and_per_mute_on_the_tenants_partition() -> None:

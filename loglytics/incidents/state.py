@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from loglytics.schemas import DecodeError, Finding, Incident, Mute
+from loglytics.schemas.base import LATEST
 
 # Bounds, so one tenant's row stays small whatever it logs.
 MAX_SEEN_FINDINGS = 4096  # recent finding ids remembered across resolutions (replay guard)
@@ -148,7 +149,20 @@ def load_state(raw: object) -> TenantIncidents:
             clock=float(obj.get("clock", 0.0)),
             seen={str(k): str(v) for k, v in obj.get("seen", {}).items()},
             previous={str(k): str(v) for k, v in obj.get("previous", {}).items()},
-            mutes={str(k): Mute.from_obj(v) for k, v in obj.get("mutes", {}).items()},
+            mutes={str(k): _mute(v) for k, v in obj.get("mutes", {}).items()},
         )
     except (orjson.JSONDecodeError, DecodeError, AttributeError, KeyError, TypeError, ValueError):
         return TenantIncidents()
+
+
+def _mute(raw: object) -> Mute:
+    """A stored mute; one written before times were bounded, lasting past what a stored
+    time may be (a mute "for" 10**16 seconds), lasts until the last such time instead.
+
+    Same meaning for anyone alive, and the tenant's row still loads: refusing the one
+    mute would drop the whole row, open incidents and all, and re-open them as new."""
+    if isinstance(raw, dict):
+        until = raw.get("until")
+        if isinstance(until, int | float) and until > LATEST.timestamp():
+            raw = {**raw, "until": LATEST.timestamp()}
+    return Mute.from_obj(raw)
