@@ -14,7 +14,13 @@ from collections.abc import Iterable
 
 from loglytics.ingest.pipeline import Decoded, SourcePipeline
 from loglytics.ingest.state import SourceState
-from loglytics.ingest.windows import MAX_EXEMPLAR_CHARS, MAX_EXEMPLARS, add_batch
+from loglytics.ingest.windows import (
+    MAX_EXEMPLAR_CHARS,
+    MAX_EXEMPLARS,
+    MAX_TEMPLATE_CHARS,
+    MAX_WINDOW_TEMPLATES,
+    add_batch,
+)
 from loglytics.mining import MARK, NUMERIC_PARAMS, MinedBatch, MinedLine, MinedShapes
 from loglytics.mining.params import numeric_recipe
 
@@ -118,17 +124,18 @@ def reference_add_lines(
         win["lines"] += 1
         win["levels"][line.level] = win["levels"].get(line.level, 0) + 1
         win["flagged"] += line.flagged
-        acc = win["templates"].setdefault(
-            line.template_id,
-            {
-                "template": line.template,
+        if line.template_id not in win["templates"]:
+            if len(win["templates"]) >= MAX_WINDOW_TEMPLATES:
+                continue  # the window tracks no more templates: counted above only
+            win["templates"][line.template_id] = {
+                "template": line.template[:MAX_TEMPLATE_CHARS],
                 "count": 0,
                 "level": line.level,
                 "new": False,
                 "exemplars": [],
                 "numeric": {},
-            },
-        )
+            }
+        acc = win["templates"][line.template_id]
         acc["count"] += 1
         acc["new"] = acc["new"] or line.is_new
         if len(acc["exemplars"]) < MAX_EXEMPLARS:

@@ -16,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiokafka
+import orjson
 import pytest
 import yaml
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
@@ -34,8 +36,11 @@ from loglytics.app import create_app
 from loglytics.clients import RequestClient, new_request_id
 from loglytics.deadletters import largest_whole_original
 from loglytics.gateway.body import MAX_BODY_BYTES
-from loglytics.kafka_clients import KafkaConnection
-from loglytics.schemas import DeadLetter, LLMRequest, LogBatch, TenantRecord
+from loglytics.ingest import IngestStage
+from loglytics.ingest.pipeline import Decoded
+from loglytics.ingest.windows import MAX_TEMPLATE_CHARS, MAX_WINDOW_TEMPLATES
+from loglytics.kafka_clients import MAX_MESSAGE_BYTES, KafkaConnection
+from loglytics.schemas import DeadLetter, LLMRequest, LogBatch, TenantRecord, WindowDigest
 from loglytics.settings import Settings
 from loglytics.topics import (
     ALL_TOPICS,
@@ -330,3 +335,52 @@ def test_send_batches_of_long_lines_can_be_dead_lettered_whole() -> None:
     for chunk in chunks:
         value = LogBatch(tenant=tenant, source=source, format="plain", lines=chunk).to_bytes()
         assert len(value) <= largest_whole_original()
+
+
+async def test_a_window_of_a_thousand_long_templates_fits_one_message_with_room() -> None:
+    """1,000 lines of about 20 KB, each of its own shape (its own template), in one
+    window of one source. Unbounded, the digest and the state row were 15.5 MB each,
+    which the producer refuses (over `MAX_MESSAGE_BYTES`); bounded, both are small
+    enough for a state row to hold several such windows, and every line is counted."""
+    sent: list[bytes] = []
+
+    class Windows:
+        def send_soon(self, *, key: bytes, value: bytes) -> asyncio.Future[None]:
+            sent.append(value)
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+
+    async def no_dead_letters(
+        stage: str, reason: str, event: object, original: bytes | None = None
+    ) -> None:
+        raise AssertionError(f"dead-lettered: {stage}: {reason}")
+
+    state: dict[bytes, Any] = {}
+    stage = IngestStage(
+        Settings(),
+        state_table=state,
+        template_table={},
+        windows_out=Windows(),
+        dead_letter=no_dead_letters,
+    )
+    start = (time.time() - 3600) // 60 * 60
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start + 1))
+    lines = [
+        f"{stamp} ERROR [svc] " + " ".join(f"w{i}x{j}" for j in range(2500 + i))
+        for i in range(1000)
+    ]
+    messages = [
+        (Decoded("acme", "wide", None, lines[k : k + 100]), 0, k // 100)
+        for k in range(0, len(lines), 100)
+    ]
+    await stage.absorb({"acme/wide": messages})
+    row = orjson.dumps(state[b"acme/wide"])
+    stage.last_arrival["acme/wide"] = time.monotonic() - 60  # gone quiet: the window closes
+    await stage.close_idle()
+    (value,) = sent
+    digest = WindowDigest.from_bytes(value)
+    assert digest.line_count == 1000 and len(digest.templates) == MAX_WINDOW_TEMPLATES
+    assert all(len(t.template) <= MAX_TEMPLATE_CHARS for t in digest.templates)
+    for what, size in (("state row", len(row)), ("digest", len(value))):
+        assert size < MAX_MESSAGE_BYTES // 8, f"{what} of {size:,} bytes"

@@ -22,6 +22,13 @@ from loglytics.schemas import NumericStats, TemplateCount, WindowDigest
 
 MAX_EXEMPLARS = 3
 MAX_EXEMPLAR_CHARS = 400
+# What a window keeps of each template's text (detection and the prompts read at most
+# this much), and how many templates it tracks one by one: the bounds that keep a
+# digest, and a state row of a few open windows, within one Kafka message
+# (`kafka_clients.MAX_MESSAGE_BYTES`) whatever the lines are like. Lines of further
+# templates still count in the window's lines and levels.
+MAX_TEMPLATE_CHARS = 500
+MAX_WINDOW_TEMPLATES = 500
 
 
 def window_start(ts: float, length: float) -> float:
@@ -121,8 +128,10 @@ def _aggregate(win: WindowAcc, batch: MinedBatch, begin: int, end: int) -> None:
     for tid, n in counts.items():
         acc = templates.get(tid)
         if acc is None:
+            if len(templates) >= MAX_WINDOW_TEMPLATES:
+                continue  # counted in the window's lines and levels above
             acc = templates[tid] = {
-                "template": mined.templates[tid],
+                "template": mined.templates[tid][:MAX_TEMPLATE_CHARS],
                 "count": 0,
                 "level": levels_in[tids.index(tid)],
                 "new": False,
@@ -143,7 +152,9 @@ def _aggregate(win: WindowAcc, batch: MinedBatch, begin: int, end: int) -> None:
                     break
     new_lines = mined.new_lines
     for i in new_lines[bisect_left(new_lines, begin) : bisect_left(new_lines, end)]:
-        templates[mined.template_ids[i]]["new"] = True
+        created = templates.get(mined.template_ids[i])
+        if created is not None:
+            created["new"] = True
     if mined.recipes:
         fold_numbers(mined, begin, end, _numeric_of(templates))
 
@@ -152,7 +163,8 @@ def _numeric_of(templates: dict[str, TemplateAcc]) -> Callable[[str], PositionSt
     """Where `fold_numbers` keeps a template's numbers: its accumulator in the window."""
 
     def numeric(tid: str) -> PositionStats:
-        return templates[tid]["numeric"]
+        acc = templates.get(tid)
+        return acc["numeric"] if acc is not None else {}  # untracked: its numbers go nowhere
 
     return numeric
 
@@ -175,7 +187,11 @@ def to_digest(
     closed_by: str,
     template_of: Callable[[str], str | None] | None = None,
 ) -> WindowDigest:
-    """Build the compact digest; `template_of(tid)` gives the template's current text."""
+    """Build the compact digest; `template_of(tid)` gives the template's current text.
+
+    A window of more than `MAX_WINDOW_TEMPLATES` templates lists the first ones it saw:
+    its template counts then add up to less than its `line_count`.
+    """
     templates: list[TemplateCount] = []
     new_ids: list[str] = []
     for tid, acc in sorted(win["templates"].items(), key=lambda kv: -int(kv[1]["count"])):
@@ -193,7 +209,7 @@ def to_digest(
         templates.append(
             TemplateCount(
                 template_id=tid,
-                template=text or acc["template"],
+                template=(text or acc["template"])[:MAX_TEMPLATE_CHARS],
                 count=int(acc["count"]),
                 level=str(acc["level"]),
                 new=bool(acc["new"]),
