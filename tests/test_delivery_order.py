@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from kafka_io import ChangelogTable, HeldDeliveries
 from test_detection_state import LEGACY_BASELINE, _Runtime, stored, window
-from test_incidents import EXC, finding
+from test_incidents import EXC, W, finding
 from test_ingest_stage import T0, _lines
 
 from loglytics.detection.baseline import restore_baseline
@@ -110,3 +110,28 @@ async def test_incidents_write_their_state_after_the_events_are_delivered() -> N
     (opened,) = await held_then_released(out, stage.absorb([finding(0, "npe", EXC)]), sends=1)
     assert not table.early_writes, "incident state written while its `opened` event was in flight"
     assert opened.event == "opened" and set(table) == {b"globex#incidents"}
+
+
+async def test_the_alert_re_post_never_sees_a_resolved_incident_as_open() -> None:
+    """While a `resolved` event is on its way, the stage's old row still says open; the
+    Alertmanager re-post reads the new state instead, or it would post the alert as
+    active after the delivery agent posted it resolved, and revive it."""
+    out = HeldDeliveries()
+    stage = IncidentStage(
+        Lifecycle(),
+        table={},
+        incidents_out=out,  # type: ignore[arg-type]
+        owns=lambda key: True,
+    )
+    first = finding(0, "npe", EXC)
+    opened = asyncio.ensure_future(stage.absorb([first]))
+    await out.wait_sent(1)
+    out.release()
+    await opened
+    assert [i.status for i in stage.open_incidents()] == ["open"]
+    tick = asyncio.ensure_future(stage.tick(first.created_at + 100 * W))
+    await out.wait_sent(2)
+    assert stage.open_incidents() == [], "re-post would revive the alert being resolved"
+    out.release()
+    (resolved,) = await tick
+    assert resolved.status == "resolved" and stage.open_incidents() == []

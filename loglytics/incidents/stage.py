@@ -56,6 +56,9 @@ class IncidentStage:
         self.alertmanager = alertmanager
         self.findings_out = findings_out
         self.lock = asyncio.Lock()
+        # Tenants' new state while its events are on their way (see `_commit`): what the
+        # Alertmanager re-post reads meanwhile, so it never revives a just-resolved alert.
+        self.committing: dict[bytes, TenantIncidents] = {}
 
     async def send(self, incident: Incident) -> Awaitable[RecordMetadata]:
         """Hand the event to the producer; the result is awaited for its delivery."""
@@ -115,10 +118,12 @@ class IncidentStage:
     def open_incidents(self) -> list[Incident]:
         """The open incidents of the tenants this worker owns (for Alertmanager's re-posts)."""
         return [
-            inc.incident
-            for key in self._owned_keys()
-            for inc in load_state(self.table.get(key)).open.values()
+            inc.incident for key in self._owned_keys() for inc in self._state(key).open.values()
         ]
+
+    def _state(self, key: bytes) -> TenantIncidents:
+        committing = self.committing.get(key)
+        return committing if committing is not None else load_state(self.table.get(key))
 
     async def repost_open(self) -> None:
         """Keep open incidents' alerts alive in Alertmanager (their `endsAt` moves on)."""
@@ -135,5 +140,9 @@ class IncidentStage:
     async def _commit(self, key: bytes, state: TenantIncidents, events: list[Incident]) -> None:
         # Delivered before the state that says they were sent is written (a crash in
         # between replays the findings and sends them again, same incident versions).
-        await asyncio.gather(*[await self.send(event) for event in events])
-        self.table[key] = dump_state(state)
+        self.committing[key] = state
+        try:
+            await asyncio.gather(*[await self.send(event) for event in events])
+            self.table[key] = dump_state(state)
+        finally:
+            del self.committing[key]
