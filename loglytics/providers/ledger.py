@@ -32,8 +32,14 @@ def apply(book: QuotaLedger, op: LedgerOp) -> LedgerReply:
             )
         reservation = Reservation(op.call_id, op.tenant, op.tier, op.tokens)
         if op.kind == "settle":
-            book.settle(reservation, op.tokens, count_call=op.count_call)
-        elif op.kind == "release":
+            charged = book.settle(reservation, op.tokens, count_call=op.count_call, op_id=op.op_id)
+            return LedgerReply(
+                op_id=op.op_id,
+                ok=True,
+                already_settled=not charged,
+                status=book.status(op.tenant, op.tier),
+            )
+        if op.kind == "release":
             book.release(reservation)
         elif op.kind == "admit":
             book.admit_request(op.tenant, op.call_id)
@@ -100,12 +106,14 @@ class Ledger(ABC):
 
     async def settle(
         self, reservation: Reservation, actual_tokens: int, *, count_call: bool = True
-    ) -> None:
-        """Charge what the call used; a replayed settlement charges nothing more."""
+    ) -> bool:
+        """Charge what the call used; a replayed settlement charges nothing more.
+
+        True when this settlement charged the call (see `QuotaLedger.settle`)."""
         if reservation.already_settled:
-            return
+            return False
         tokens = max(0, actual_tokens)
-        await self.ask(
+        reply = await self.ask(
             self._op(
                 "settle",
                 reservation.tenant,
@@ -115,6 +123,7 @@ class Ledger(ABC):
                 count_call=count_call,
             )
         )
+        return not reply.already_settled
 
     async def release(self, reservation: Reservation) -> None:
         """Drop the hold uncharged (the call reached no model)."""
