@@ -55,34 +55,6 @@ def test_a_call_made_again_takes_over_its_hold_and_is_charged_once() -> None:
     assert second.usage("acme")["tokens"] == 150
 
 
-def test_only_the_settlement_that_charged_is_told_so_even_when_its_op_is_sent_again() -> None:
-    """One call run at once by two workers settles twice: the first settlement charges and
-    is told True (its caller reports the usage), the second is told False; the first op,
-    sent again after a lost reply, is still told True. Through `apply`, as the owner does."""
-    clock, state = Clock(), dict[str, dict[str, Any]]()
-    ledger = book(state, clock)
-    ledger.reserve("acme", "free", 400, call_id="r1:1", lease_s=30)
-    ledger.reserve("acme", "free", 400, call_id="r1:1", lease_s=30)  # the other worker's run
-
-    def settle(op_id: str, tokens: int) -> bool:
-        op = LedgerOp(
-            kind="settle", op_id=op_id, tenant="acme", tier="free", call_id="r1:1", tokens=tokens
-        )
-        reply = apply(ledger, op)
-        assert reply.ok
-        return not reply.already_settled
-
-    assert settle("op-a", 150) is True
-    assert settle("op-b", 150) is False
-    assert settle("op-a", 150) is True  # op-a's reply was lost and it was sent again
-    assert ledger.usage("acme")["tokens"] == 150 and ledger.usage("acme")["calls"] == 1
-    clock.t += 2 * 3600  # past the settled memory: forgotten with its op
-    assert TenantBudget.from_json(state["acme"]).settled_by == {"r1:1": "op-a"}
-    ledger.status("acme", "free")
-    ledger.reserve("acme", "free", 10, call_id="other", lease_s=30)  # any write prunes
-    assert TenantBudget.from_json(state["acme"]).settled_by == {}
-
-
 def test_a_call_whose_lease_ended_is_not_charged_again_when_it_is_made_again() -> None:
     clock, state = Clock(), dict[str, dict[str, Any]]()
     ledger = book(state, clock)

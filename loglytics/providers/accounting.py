@@ -13,7 +13,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from loglytics.providers.calls import PoolCall
 from loglytics.providers.errors import PoolError
@@ -44,7 +43,7 @@ class Accounting:
         self.lease_s = lease_s
         self._on_usage = on_usage
         self.metrics = metrics
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background: set[asyncio.Task[None]] = set()
         self.open_calls = 0
         self._no_open_calls = asyncio.Event()
         self._no_open_calls.set()
@@ -74,23 +73,21 @@ class Accounting:
         """The context a call runs in; leaving it settles the reservation and reports usage."""
         return Booking(self, call, reservation)
 
-    async def settle(self, reservation: Reservation | None, tokens: int | None) -> bool:
-        """Charge `tokens`, or release the hold uncharged when `tokens` is None; False
-        only when the ledger says another settlement charged this call already.
+    async def settle(self, reservation: Reservation | None, tokens: int | None) -> None:
+        """Charge `tokens`, or release the hold uncharged when `tokens` is None.
 
         A settlement that cannot reach the ledger is logged, not raised: the
         hold's lease charges it at its reserved amount.
         """
         if reservation is None or self.ledger is None:
-            return True
+            return
         try:
             if tokens is None:
                 await self.ledger.release(reservation)
-                return True
-            return await self.ledger.settle(reservation, tokens)
+            else:
+                await self.ledger.settle(reservation, tokens)
         except Exception:  # the answer is owed to the caller; the lease settles the hold
             log.exception("settling call %s failed; its lease will", reservation.id)
-            return True
 
     def settle_later(self, reservation: Reservation | None, tokens: int | None) -> None:
         """Settle in the background (the call was cancelled and must not await anything)."""
@@ -216,15 +213,13 @@ class Booking:
         metrics.calls.labels(call.tier, call.task, provider, _outcome(exc, self.hit)).inc()
         charge = call.usage.total if provider else None
         cancelled = exc is not None and not isinstance(exc, Exception)
-        charged = True
         if cancelled:
             accounting.settle_later(self.reservation, charge)
         else:
-            charged = await accounting.settle(self.reservation, charge)
-        if not provider or not charged or (self.reservation and self.reservation.already_settled):
-            # A call its request made before a crash and paid for then, or the same call
-            # run at once by two workers and settled by the other: its usage record went
-            # out with the settlement that charged it, so this one adds none.
+            await accounting.settle(self.reservation, charge)
+        if not provider or (self.reservation is not None and self.reservation.already_settled):
+            # A call its request made before a crash, and paid for then: its usage record
+            # went out with that settlement, so the replay adds none (charged once).
             return
         record = self._record(provider, model)
         if cancelled:

@@ -43,8 +43,6 @@ class TenantBudget:
     calls: int = 0
     holds: dict[str, Hold] = field(default_factory=dict)
     settled: dict[str, float] = field(default_factory=dict)
-    # call id -> the op that settled it: that op, sent again, is told it charged
-    settled_by: dict[str, str] = field(default_factory=dict)
     # request id -> when it was admitted into the sliding rate window
     window: dict[str, float] = field(default_factory=dict)
 
@@ -65,7 +63,6 @@ class TenantBudget:
             calls=int(raw.get("calls", 0)),
             holds=holds,
             settled={str(k): float(v) for k, v in dict(raw.get("settled") or {}).items()},
-            settled_by={str(k): str(v) for k, v in dict(raw.get("settled_by") or {}).items()},
             window=_window(raw.get("window")),
         )
 
@@ -79,7 +76,6 @@ class TenantBudget:
                 k: {"tokens": h.tokens, "expires_at": h.expires_at} for k, h in self.holds.items()
             },
             "settled": dict(self.settled),
-            "settled_by": dict(self.settled_by),
             "window": dict(self.window),
         }
 
@@ -101,7 +97,6 @@ class TenantBudget:
     def forget_before(self, settled_since: float, window_since: float) -> None:
         """Drop settled ids and window entries too old to matter."""
         self.settled = {k: t for k, t in self.settled.items() if t >= settled_since}
-        self.settled_by = {k: op for k, op in self.settled_by.items() if k in self.settled}
         self.window = {k: t for k, t in self.window.items() if t > window_since}
 
 

@@ -32,14 +32,8 @@ def apply(book: QuotaLedger, op: LedgerOp) -> LedgerReply:
             )
         reservation = Reservation(op.call_id, op.tenant, op.tier, op.tokens)
         if op.kind == "settle":
-            charged = book.settle(reservation, op.tokens, count_call=op.count_call, op_id=op.op_id)
-            return LedgerReply(
-                op_id=op.op_id,
-                ok=True,
-                already_settled=not charged,
-                status=book.status(op.tenant, op.tier),
-            )
-        if op.kind == "release":
+            book.settle(reservation, op.tokens, count_call=op.count_call)
+        elif op.kind == "release":
             book.release(reservation)
         elif op.kind == "admit":
             book.admit_request(op.tenant, op.call_id)
@@ -106,14 +100,12 @@ class Ledger(ABC):
 
     async def settle(
         self, reservation: Reservation, actual_tokens: int, *, count_call: bool = True
-    ) -> bool:
-        """Charge what the call used; a replayed settlement charges nothing more.
-
-        True when this settlement charged the call (see `QuotaLedger.settle`)."""
+    ) -> None:
+        """Charge what the call used; a replayed settlement charges nothing more."""
         if reservation.already_settled:
-            return False
+            return
         tokens = max(0, actual_tokens)
-        reply = await self.ask(
+        await self.ask(
             self._op(
                 "settle",
                 reservation.tenant,
@@ -123,7 +115,6 @@ class Ledger(ABC):
                 count_call=count_call,
             )
         )
-        return not reply.already_settled
 
     async def release(self, reservation: Reservation) -> None:
         """Drop the hold uncharged (the call reached no model)."""

@@ -248,37 +248,22 @@ class QuotaLedger:
             )
 
     def settle(
-        self,
-        reservation: Reservation,
-        actual_tokens: int,
-        *,
-        count_call: bool = True,
-        op_id: str = "",
-    ) -> bool:
-        """Charge what the call really used and drop its hold; idempotent per call id.
-
-        True when this settlement is the one that charged the call (`op_id`, sent
-        again after a lost reply, is still that one): only that settlement's caller
-        reports the call's usage. A call run twice at once (a request taken up by a
-        partition's next owner while its first owner still ran it) settles twice, and
-        the second is told False, so the call is billed once in `usage` too.
-        """
+        self, reservation: Reservation, actual_tokens: int, *, count_call: bool = True
+    ) -> None:
+        """Charge what the call really used and drop its hold; idempotent per call id."""
         if reservation.already_settled:
-            return False
+            return
         now = self._clock()
         budget = self._load(reservation.tenant, now)
         if reservation.id in budget.settled:
-            return bool(op_id) and budget.settled_by.get(reservation.id) == op_id
+            return
         # A hold lost with its record is charged all the same: tokens were spent.
         budget.holds.pop(reservation.id, None)
         # A call that straddled a period boundary is charged to the period it ends in.
         budget.tokens += max(0, actual_tokens)
         budget.calls += 1 if count_call else 0
         budget.settled[reservation.id] = now
-        if op_id:
-            budget.settled_by[reservation.id] = op_id
         self._save(reservation.tenant, budget, now)
-        return True
 
     def release(self, reservation: Reservation) -> None:
         """Drop the hold without charging (the call never reached a model)."""

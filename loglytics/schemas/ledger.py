@@ -74,6 +74,4 @@ class LedgerReply(Record):
     held: int = 0
     """reserve: the tokens the call holds (a renewed hold keeps its first amount)."""
     already_settled: bool = False
-    """reserve: the call was paid for before. settle: another op settled it first (this
-    one charged nothing, and its caller reports no usage)."""
     status: LedgerStatus | None = None
