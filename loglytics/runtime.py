@@ -102,8 +102,12 @@ class Runtime(Service):
             await asyncio.to_thread(self.client.close)
 
     async def record_usage(self, record: UsageRecord) -> None:
-        """Every LLM call goes to the `usage` topic; the usage agent stores it in ClickHouse."""
-        await self.usage_topic.send(key=record.tenant.encode(), value=record.to_bytes())
+        """Every LLM call goes to the `usage` topic; the usage agent stores it in ClickHouse.
+
+        Delivered before it returns: the pool settles the call only after its usage is
+        on the broker (see `providers.accounting.Booking`)."""
+        delivery = await self.usage_topic.send(key=record.tenant.encode(), value=record.to_bytes())
+        await delivery
 
     def tenant(self, tenant: str) -> TenantRecord | None:
         return self.tenants.get(tenant)

@@ -20,6 +20,7 @@ from loglytics.providers import (
     CircuitState,
     InvalidOutput,
     LLMPool,
+    LocalLedger,
     NoProviderAvailable,
     PoolResult,
     QuotaExceeded,
@@ -27,8 +28,10 @@ from loglytics.providers import (
     RetryPolicy,
     StreamDelta,
 )
+from loglytics.providers.quota import Reservation
 from loglytics.schemas import UsageRecord
 from loglytics.settings import load_settings
+from loglytics.storage.tables import LLM_USAGE
 
 
 @pytest.fixture
@@ -390,3 +393,66 @@ async def test_stop_closes_after_the_grace_when_a_call_takes_longer() -> None:
         assert time.perf_counter() - began < 2.0, "a clean stop must stay prompt"
         with pytest.raises(NoProviderAvailable):
             await call
+
+
+def billed(records: list[UsageRecord]) -> dict[tuple[object, ...], UsageRecord]:
+    """The records as `llm_usage` keeps them: one per key of the table (ReplacingMergeTree)."""
+    return {tuple(getattr(r, c) for c in LLM_USAGE.order_by): r for r in records}
+
+
+async def test_a_call_run_by_two_workers_at_once_is_billed_once() -> None:
+    """Around a rebalance a request can run on its first owner and on the partition's next
+    owner at the same time: both runs hold one call id, both reach the model, and the
+    ledger charges the call once. Both report usage at the time the call was first held,
+    so their records share one `llm_usage` key: one row, billed once."""
+    book = QuotaLedger({}, load_settings().tier_limits)
+    records: list[UsageRecord] = []
+    async with FakeOpenAI(Step(delay=0.3), name="slow") as slow:
+        workers = [make_pool(slow.provider(), ledger=book, records=records) for _ in range(2)]
+        await asyncio.gather(
+            *(
+                pool.complete(
+                    tenant="acme",
+                    tier="free",
+                    task="chat",
+                    messages=MSGS,
+                    request_id="r1",
+                    call_id="r1:1",
+                )
+                for pool in workers
+            )
+        )
+        for pool in workers:
+            await pool.stop()
+    assert slow.hits == 2 and len(records) == 2
+    (row,) = billed(records).values()
+    assert (row.request_id, row.prompt_tokens + row.completion_tokens) == ("r1", 14)
+    assert book.usage("acme")["tokens"] == 14 and book.usage("acme")["calls"] == 1
+
+
+async def test_usage_is_on_its_way_out_before_the_call_is_settled(fake: FakeOpenAI) -> None:
+    """A call the ledger shows settled has reported its usage: a worker killed between the
+    two leaves a hold (its next run reports and settles), never a settled call with no
+    usage record, which the next run, told `already_settled`, would not report."""
+    order: list[str] = []
+
+    class Ledger(LocalLedger):
+        async def settle(
+            self, reservation: Reservation, actual_tokens: int, *, count_call: bool = True
+        ) -> None:
+            order.append("settle")
+            await super().settle(reservation, actual_tokens, count_call=count_call)
+
+    async def on_usage(record: UsageRecord) -> None:
+        await asyncio.sleep(0.05)  # the broker's acknowledgement
+        order.append("usage")
+
+    pool = LLMPool(
+        {"free": [fake.provider()]},
+        ledger=Ledger(QuotaLedger({}, load_settings().tier_limits)),
+        on_usage=on_usage,
+        cache_size=0,
+    )
+    await pool.complete(tenant="acme", tier="free", task="chat", messages=MSGS, call_id="c1")
+    await pool.stop()
+    assert order == ["usage", "settle"]

@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from kafka_io import produce, read_all, wait_for
@@ -42,6 +43,7 @@ from loglytics.embedded.stack import StackState
 from loglytics.ledger import RemoteLedger
 from loglytics.schemas import LedgerStatus, LLMRequest
 from loglytics.settings import Tier
+from loglytics.storage.tables import LLM_USAGE
 
 SLOW_SECONDS = 2.0
 FREE_TOKENS = 1_000
@@ -155,6 +157,12 @@ def precharge(rig: Rig, tenant: str, tier: Tier, tokens: int) -> None:
     asyncio.run(charge())
 
 
+def billed_usage(rig: Rig, tenant: str) -> list[dict[str, Any]]:
+    """The tenant's usage records as `llm_usage` keeps them: one per key of the table."""
+    usage = [u for u in asyncio.run(read_all(rig.stack.kafka, "usage")) if u["tenant"] == tenant]
+    return list({tuple(u[c] for c in LLM_USAGE.order_by): u for u in usage}.values())
+
+
 def test_sixty_concurrent_calls_near_the_token_limit_overrun_it_by_at_most_one_call(
     rig: Rig,
 ) -> None:
@@ -189,7 +197,7 @@ def test_sixty_concurrent_calls_near_the_token_limit_overrun_it_by_at_most_one_c
         "the tenant's findings",
     )
     status = settled_status(rig, tenant, "free")
-    usage = [u for u in asyncio.run(read_all(rig.stack.kafka, "usage")) if u["tenant"] == tenant]
+    usage = billed_usage(rig, tenant)
     detections = sum(u["task"] == "detect" for u in usage) + sum(
         f"no LLM verdict for {tenant}" in w.log_file.read_text(errors="replace")
         for w in rig.cluster.workers
@@ -221,15 +229,15 @@ def check_requests(rig: Rig, traffic: Traffic) -> int:
 
 def check_charged_once(rig: Rig, traffic: Traffic, status: LedgerStatus) -> None:
     """The ledger charged each request what its (first) reply says it used, once, and the
-    usage records (what `llm_usage` bills) count each request once too."""
+    usage records count each request once too, as `llm_usage` keeps them (one row per key
+    of the table: two runs of one call report at the time it was first held)."""
     replies = {rid: f[0] for rid, f in traffic.asked.finals.items()}
     owed = sum(r.tokens_used.total for r in replies.values())
     assert owed == CALL_TOKENS * len(replies)
     assert status.tokens == owed, f"charged {status.tokens} for {owed} tokens of replies"
     tenant = next(iter(replies.values())).tenant
-    usage = [u for u in asyncio.run(read_all(rig.stack.kafka, "usage")) if u["tenant"] == tenant]
     per_request = Counter[str]()
-    for u in usage:
+    for u in billed_usage(rig, tenant):
         per_request[u["request_id"]] += u["prompt_tokens"] + u["completion_tokens"]
     assert set(per_request) == set(replies)
     doubled = {rid: n for rid, n in per_request.items() if n != replies[rid].tokens_used.total}

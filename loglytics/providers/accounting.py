@@ -89,9 +89,18 @@ class Accounting:
         except Exception:  # the answer is owed to the caller; the lease settles the hold
             log.exception("settling call %s failed; its lease will", reservation.id)
 
-    def settle_later(self, reservation: Reservation | None, tokens: int | None) -> None:
-        """Settle in the background (the call was cancelled and must not await anything)."""
-        task = asyncio.ensure_future(self.settle(reservation, tokens))
+    def account_later(
+        self, record: UsageRecord | None, reservation: Reservation | None, tokens: int | None
+    ) -> None:
+        """Report, then settle, in the background (the call was cancelled and must not
+        await anything)."""
+
+        async def account() -> None:
+            if record is not None:
+                await self.emit(record)
+            await self.settle(reservation, tokens)
+
+        task = asyncio.ensure_future(account())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -103,12 +112,6 @@ class Accounting:
             await self._on_usage(record)
         except Exception:  # accounting sinks must not fail the call they account for
             log.exception("on_usage callback failed for request %r", record.request_id)
-
-    def emit_later(self, record: UsageRecord) -> None:
-        """Emit in the background (the call was cancelled and must not await anything)."""
-        task = asyncio.ensure_future(self.emit(record))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     async def wait_calls(self, timeout: float) -> int:
         """Wait up to `timeout` seconds for the calls in flight to end; how many are left."""
@@ -192,7 +195,7 @@ class Booking:
             estimated=call.usage.estimated,
             cached=self.hit is not None,
             latency_ms=(time.perf_counter() - call.started) * 1000.0,
-            ts=time.time(),
+            ts=(self.reservation.since if self.reservation else 0.0) or time.time(),
             request_id=call.request_id,
         )
 
@@ -213,16 +216,16 @@ class Booking:
         metrics.calls.labels(call.tier, call.task, provider, _outcome(exc, self.hit)).inc()
         charge = call.usage.total if provider else None
         cancelled = exc is not None and not isinstance(exc, Exception)
+        paid_before = self.reservation is not None and self.reservation.already_settled
+        # The usage record goes out before the settlement, so a call the ledger shows
+        # settled has reported its usage: a run of it after a crash, told `already_settled`,
+        # adds none. Every other run reports, at the time its call id was first held, so
+        # two runs of one call (a request taken up by its partition's next owner while the
+        # first still ran it) write one `llm_usage` key: one row, billed once.
+        record = self._record(provider, model) if provider and not paid_before else None
         if cancelled:
-            accounting.settle_later(self.reservation, charge)
-        else:
-            await accounting.settle(self.reservation, charge)
-        if not provider or (self.reservation is not None and self.reservation.already_settled):
-            # A call its request made before a crash, and paid for then: its usage record
-            # went out with that settlement, so the replay adds none (charged once).
+            accounting.account_later(record, self.reservation, charge)
             return
-        record = self._record(provider, model)
-        if cancelled:
-            accounting.emit_later(record)
-            return
-        await accounting.emit(record)
+        if record is not None:
+            await accounting.emit(record)
+        await accounting.settle(self.reservation, charge)

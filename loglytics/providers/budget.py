@@ -31,6 +31,9 @@ class Hold:
 
     tokens: int
     expires_at: float
+    since: float = 0.0
+    """When the call was first held: every run of the call reports its usage at this time,
+    so the runs' records share one `llm_usage` key and collapse into one row."""
 
 
 @dataclass(slots=True)
@@ -52,7 +55,11 @@ class TenantBudget:
         if not raw:
             return cls()
         holds = {
-            str(call): Hold(int(h.get("tokens", 0)), float(h.get("expires_at", 0.0)))
+            str(call): Hold(
+                int(h.get("tokens", 0)),
+                float(h.get("expires_at", 0.0)),
+                float(h.get("since", 0.0)),
+            )
             for call, h in dict(raw.get("holds") or {}).items()
             if isinstance(h, Mapping)
         }
@@ -73,7 +80,8 @@ class TenantBudget:
             "day": self.day,
             "calls": self.calls,
             "holds": {
-                k: {"tokens": h.tokens, "expires_at": h.expires_at} for k, h in self.holds.items()
+                k: {"tokens": h.tokens, "expires_at": h.expires_at, "since": h.since}
+                for k, h in self.holds.items()
             },
             "settled": dict(self.settled),
             "window": dict(self.window),

@@ -28,7 +28,11 @@ def apply(book: QuotaLedger, op: LedgerOp) -> LedgerReply:
                 op.tenant, op.tier, op.tokens, call_id=op.call_id, lease_s=op.lease_s
             )
             return LedgerReply(
-                op_id=op.op_id, ok=True, already_settled=held.already_settled, held=held.tokens
+                op_id=op.op_id,
+                ok=True,
+                already_settled=held.already_settled,
+                held=held.tokens,
+                held_since=held.since,
             )
         reservation = Reservation(op.call_id, op.tenant, op.tier, op.tokens)
         if op.kind == "settle":
@@ -96,7 +100,14 @@ class Ledger(ABC):
         op = self._op("reserve", tenant, tier, call_id=call, tokens=max(0, tokens), lease_s=lease_s)
         reply = await self.ask(op)
         raise_refusal(reply)
-        return Reservation(call, tenant, tier, reply.held, already_settled=reply.already_settled)
+        return Reservation(
+            call,
+            tenant,
+            tier,
+            reply.held,
+            already_settled=reply.already_settled,
+            since=reply.held_since,
+        )
 
     async def settle(
         self, reservation: Reservation, actual_tokens: int, *, count_call: bool = True

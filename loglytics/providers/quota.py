@@ -81,6 +81,8 @@ class Reservation:
     tier: Tier
     tokens: int
     already_settled: bool = False
+    since: float = 0.0
+    """When the ledger first held this call id (0.0: not known)."""
 
 
 class QuotaLedger:
@@ -221,14 +223,14 @@ class QuotaLedger:
         if held is not None:
             held.expires_at = max(held.expires_at, now + lease_s)
             self._save(tenant, budget, now)
-            return Reservation(call_id, tenant, tier, held.tokens)
+            return Reservation(call_id, tenant, tier, held.tokens, since=held.since)
         if call_id and call_id in budget.settled:
             return Reservation(call_id, tenant, tier, 0, already_settled=True)
         self._check(budget, tenant, tier, Periods.at(now))
         reservation = Reservation(
-            call_id or f"local-{uuid.uuid4().hex}", tenant, tier, max(0, tokens)
+            call_id or f"local-{uuid.uuid4().hex}", tenant, tier, max(0, tokens), since=now
         )
-        budget.holds[reservation.id] = Hold(reservation.tokens, now + lease_s)
+        budget.holds[reservation.id] = Hold(reservation.tokens, now + lease_s, since=now)
         self._save(tenant, budget, now)
         return reservation
 

@@ -74,4 +74,6 @@ class LedgerReply(Record):
     held: int = 0
     """reserve: the tokens the call holds (a renewed hold keeps its first amount)."""
     already_settled: bool = False
+    held_since: float = 0.0
+    """reserve: when the call id was first held (the same for every run of the call)."""
     status: LedgerStatus | None = None
