@@ -136,9 +136,9 @@ class IngestStage:
             return tpl.template if tpl else None
 
         deliveries = []
+        key = source_key(tenant, source).encode()
         for win in wins:
             digest: WindowDigest = to_digest(tenant, source, win, closed_by, template_of)
-            key = source_key(tenant, source).encode()
             deliveries.append(self.windows.send_soon(key=key, value=digest.to_bytes()))
             self.windows_out += 1
         return deliveries

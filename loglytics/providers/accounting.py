@@ -121,11 +121,13 @@ class Accounting:
             pass
         return self.open_calls
 
-    def _opened(self) -> None:
+    def call_opened(self) -> None:
+        """A booking began (see `wait_calls`)."""
         self.open_calls += 1
         self._no_open_calls.clear()
 
-    def _closed(self) -> None:
+    def call_closed(self) -> None:
+        """A booking ended, however the call went."""
         self.open_calls -= 1
         if not self.open_calls:
             self._no_open_calls.set()
@@ -164,7 +166,7 @@ class Booking:
         self.hit: PoolResult | None = None
 
     async def __aenter__(self) -> Booking:
-        self._accounting._opened()
+        self._accounting.call_opened()
         return self
 
     def _charged_to(self) -> tuple[str, str]:
@@ -205,7 +207,7 @@ class Booking:
         try:
             await self._account(exc)
         finally:
-            self._accounting._closed()
+            self._accounting.call_closed()
 
     async def _account(self, exc: BaseException | None) -> None:
         call, accounting = self.call, self._accounting
